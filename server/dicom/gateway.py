@@ -207,7 +207,8 @@ class Gateway:
 
     def _on_requested(self, event: evt.Event) -> None:
         assoc = event.assoc
-        calling_ae = str(assoc.requestor.ae_title).strip()
+        primitive = assoc.requestor.primitive
+        calling_ae = str(getattr(primitive, "calling_ae_title", "") or "").strip()
         host = str(assoc.requestor.address)
         try:
             admission = self._run(self._services.peers.admit(calling_ae, host), QUERY_TIMEOUT_S)
@@ -367,7 +368,11 @@ class Gateway:
             yield None, None
             return
         destination = event.move_destination
-        name = destination.decode(errors="replace") if isinstance(destination, bytes) else ""
+        name = (
+            destination.decode(errors="replace")
+            if isinstance(destination, bytes)
+            else str(destination or "")
+        )
         peer = self._run(
             self._services.peers.destination(name.strip(), session.facility), QUERY_TIMEOUT_S
         )

@@ -31,7 +31,9 @@ class Archive(Noctis):
     def topics(self) -> list[str]:
         return [e.topic for e in self.events]
 
-    async def wait_for(self, topic: str, count: int = 1, timeout: float = 10.0) -> list[DomainEvent]:
+    async def wait_for(
+        self, topic: str, count: int = 1, timeout: float = 10.0
+    ) -> list[DomainEvent]:
         async def until() -> None:
             while sum(e.topic == topic for e in self.events) < count:
                 await asyncio.sleep(0.02)
@@ -53,7 +55,9 @@ def archive_factory(
 ) -> ArchiveFactory:
     async def make(stable_after_s: float = 30.0, **overrides: Any) -> Archive:
         effective = replace(settings, dicom_enabled=True, dicom_port=0, **overrides)
-        app = build_app(effective, AppOptions(bootstrap_admin=False, lockout_policy=LockoutPolicy()))
+        app = build_app(
+            effective, AppOptions(bootstrap_admin=False, lockout_policy=LockoutPolicy())
+        )
         app[DICOM_OPTIONS] = DicomOptions(stable_after_s=stable_after_s)
         events: list[DomainEvent] = []
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pydicom
-from pynetdicom import AE
 
 from server.dicom.archive import ARCHIVE
 from tests.dicom.conftest import Archive
