@@ -267,7 +267,9 @@ class Gateway:
         ingest = self._services.ingest
         sop_uid = _request_value(event, "AffectedSOPInstanceUID")
         try:
-            prepared = prepare(event.encoded_dataset(), _request_value(event, "AffectedSOPClassUID"))
+            prepared = prepare(
+                event.encoded_dataset(), _request_value(event, "AffectedSOPClassUID")
+            )
         except Rejected as exc:
             self._run(ingest.reject(upload, exc, sop_uid or None), STORE_TIMEOUT_S)
             return exc.failure.value
@@ -438,7 +440,10 @@ class Gateway:
 
     def _on_n_create(self, event: evt.Event) -> tuple[int, Dataset | None]:
         session = self._session(event)
-        if session is None or _request_value(event, "AffectedSOPClassUID") != ModalityPerformedProcedureStep:
+        if (
+            session is None
+            or _request_value(event, "AffectedSOPClassUID") != ModalityPerformedProcedureStep
+        ):
             return PROCESSING_FAILURE, None
         uid = _request_value(event, "AffectedSOPInstanceUID")
         try:

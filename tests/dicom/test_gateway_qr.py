@@ -127,7 +127,8 @@ async def test_c_find_all_levels(archive: Archive) -> None:
     assert sorted(str(ds.PatientID) for ds in found) == ["P001", "P002"]
 
     status, found = await in_thread(find, port, STUDY_FIND, query("PATIENT", PatientID=""))
-    assert status == 0xA900 and found == []
+    assert status == 0xA900
+    assert found == []
 
     with pytest.warns(UserWarning, match="Invalid value for VR DA"):
         bad_date = query("STUDY", StudyDate="2024")
@@ -260,7 +261,8 @@ async def test_peer_facility_scopes_storage_and_queries(archive: Archive) -> Non
     _status, east = await in_thread(
         lambda: _find_as("EASTCT", archive.port, query("STUDY", StudyInstanceUID=""))
     )
-    assert west == [] and len(east) == 1
+    assert west == []
+    assert len(east) == 1
     stored = [e for e in archive.events if e.topic == "dicom.instance.stored"]
     assert stored[0].facility == "east"
 
@@ -285,7 +287,8 @@ async def test_bad_objects_get_failure_statuses_and_store_nothing(archive: Archi
     assert await archive.app[STORE][INSTANCES].count_documents({}) == 1
     await archive.wait_for("dicom.association.closed")
     failed = [e for e in archive.events if e.topic == "dicom.instance.failed"]
-    assert len(failed) == 2 and "needs" in failed[0].data["reason"]
+    assert len(failed) == 2
+    assert "needs" in failed[0].data["reason"]
     closed = archive.events[-1].data
     assert (closed["stored"], closed["duplicates"], closed["failed"]) == (1, 1, 2)
 
@@ -328,7 +331,8 @@ async def test_aborted_association_leaves_no_partial_instance(archive: Archive) 
         await archive.app[ARCHIVE].instance_bytes(str(aborted.SOPInstanceUID))
     blob_root = archive.app[SETTINGS].data_dir / "blobs"
     files = [p.name for p in blob_root.rglob("*") if p.is_file()]
-    assert len(files) == 1 and files[0].startswith(str(after.SOPInstanceUID))
+    assert len(files) == 1
+    assert files[0].startswith(str(after.SOPInstanceUID))
 
 
 async def test_worklist_and_mpps(archive: Archive) -> None:

@@ -83,8 +83,7 @@ def test_invalid_uid_value() -> None:
     ds = ct_series(1).datasets[0]
     with pytest.warns(UserWarning, match="Invalid value for VR UI"):
         ds.SeriesInstanceUID = "1.2.abc"
-        raw = to_bytes(ds)
-    assert _reject(raw).failure is Failure.DOES_NOT_MATCH_SOP_CLASS
+    assert _reject(to_bytes(ds)).failure is Failure.DOES_NOT_MATCH_SOP_CLASS
 
 
 def test_sop_class_differs_from_negotiated() -> None:
