@@ -10,6 +10,7 @@ failure status for that one request; the association lives on.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import logging
 import threading
@@ -24,10 +25,11 @@ from pynetdicom.presentation import build_context
 from pynetdicom.transport import ThreadedAssociationServer
 
 from server.dicom.archive import Archive
+from server.dicom.index import blob_key
 from server.dicom.ingest import Ingest, Upload
 from server.dicom.matching import Level, QueryError
 from server.dicom.mpps import PROCESSING_FAILURE, Mpps
-from server.dicom.parse import Failure, Rejected, prepare
+from server.dicom.parse import UID_PATTERN, Failure, Rejected, prepare
 from server.dicom.peers import Peers
 from server.dicom.query import Search, search
 from server.dicom.worklist import Worklist, to_dataset
@@ -266,22 +268,43 @@ class Gateway:
             return Failure.OUT_OF_RESOURCES.value
         ingest = self._services.ingest
         sop_uid = _request_value(event, "AffectedSOPInstanceUID")
+        raw = event.encoded_dataset()
+        # The durable write (fsync) of the bytes overlaps the header parse in this thread.
+        key = blob_key(sop_uid) if UID_PATTERN.match(sop_uid) and len(sop_uid) <= 64 else None
+        written = (
+            asyncio.run_coroutine_threadsafe(ingest.blobs.put(key, raw), self._loop)
+            if key is not None
+            else None
+        )
         try:
-            prepared = prepare(
-                event.encoded_dataset(), _request_value(event, "AffectedSOPClassUID")
-            )
+            prepared = prepare(raw, _request_value(event, "AffectedSOPClassUID"))
         except Rejected as exc:
+            self._forget(written, key)
             self._run(ingest.reject(upload, exc, sop_uid or None), STORE_TIMEOUT_S)
             return exc.failure.value
         except Exception:
+            self._forget(written, key)
             log.exception("vetting a C-STORE data set failed")
             return Failure.CANNOT_UNDERSTAND.value
         try:
-            result = self._run(ingest.commit(upload, prepared), STORE_TIMEOUT_S)
+            if written is not None:
+                written.result(STORE_TIMEOUT_S)
+            result = self._run(ingest.commit(upload, prepared, key), STORE_TIMEOUT_S)
         except Exception:
+            self._forget(written, key)
             log.exception("storing a C-STORE data set failed")
             return Failure.OUT_OF_RESOURCES.value
         return result.failure.value if result.failure is not None else SUCCESS
+
+    def _forget(self, written: concurrent.futures.Future[None] | None, key: str | None) -> None:
+        """Remove a blob written ahead for an object that was then refused."""
+        if written is None or key is None:
+            return
+        try:
+            written.result(STORE_TIMEOUT_S)
+            self._run(self._services.ingest.blobs.delete(key), STORE_TIMEOUT_S)
+        except Exception:
+            log.exception("removing the blob of a refused object failed")
 
     def _on_find(self, event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:
         session = self._session(event)

@@ -34,7 +34,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.results import UpdateResult
 
 from server.dicom.parse import Prepared
 from server.store.blobs import BlobStore
@@ -201,14 +203,21 @@ def build_docs(prepared: Prepared, facility: str, key: str, now: float) -> Docs:
 class _Pending:
     prepared: Prepared
     facility: str
+    key: str | None
     future: asyncio.Future[bool]
+
+
+def _write_errors(exc: BulkWriteError) -> dict[int, dict[str, Any]]:
+    return {int(e["index"]): e for e in exc.details.get("writeErrors", [])}
 
 
 class IndexWriter:
     """Group commit: objects queue up, one task writes whatever has gathered as one batch.
 
     ``submit`` returns only after the object's blob and index entries are durable (True) or it
-    was already stored (False, a duplicate). A failure raises, and leaves no index entry.
+    was already stored (False, a duplicate). A failure raises, and leaves no index entry. Each
+    received copy gets its own blob key, so duplicates are detected by the unique ``_id`` on
+    insert and their fresh blob is removed, never the stored one.
     """
 
     def __init__(
@@ -219,7 +228,7 @@ class IndexWriter:
         max_batch: int = 64,
     ) -> None:
         self._store = store
-        self._blobs = blobs
+        self.blobs = blobs
         self._clock = clock
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -239,11 +248,12 @@ class IndexWriter:
             if not pending.future.done():
                 pending.future.set_exception(RuntimeError("the archive is shutting down"))
 
-    async def submit(self, prepared: Prepared, facility: str) -> bool:
+    async def submit(self, prepared: Prepared, facility: str, key: str | None = None) -> bool:
+        """Index ``prepared``; ``key`` names a blob the caller already wrote durably."""
         if self._task is None:
             raise RuntimeError("the archive index writer is not running")
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(prepared, facility, future))
+        await self._queue.put(_Pending(prepared, facility, key, future))
         return await future
 
     async def _run(self) -> None:
@@ -265,77 +275,113 @@ class IndexWriter:
         for pending in batch:
             uid = pending.prepared.sop_instance_uid
             if uid in fresh:
+                await self._discard(pending)
                 pending.future.set_result(False)
                 continue
-            key = blob_key(uid)
+            key = pending.key or blob_key(uid)
             fresh[uid] = (pending, build_docs(pending.prepared, pending.facility, key, now))
-        existing = {
-            doc["_id"]
-            async for doc in self._store[INSTANCES].find({"_id": {"$in": list(fresh)}}, {"_id": 1})
-        }
-        for uid in existing:
-            pending, _docs = fresh.pop(uid)
-            pending.future.set_result(False)
-        if not fresh:
-            return
         written = await self._put_blobs(fresh)
         if not written:
             return
         docs = [fresh[uid][1] for uid in written]
-        try:
-            await self._store[METADATA].insert_many([d.metadata for d in docs], ordered=False)
-        except BulkWriteError as exc:
-            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                await self._undo(written, fresh, exc)
-                return
-        inserted = set(written)
-        try:
-            await self._store[INSTANCES].insert_many([d.instance for d in docs], ordered=False)
-        except BulkWriteError as exc:
-            failed = {docs[e["index"]].instance["_id"]: e for e in exc.details["writeErrors"]}
-            for uid, error in failed.items():
-                inserted.discard(uid)
-                pending, doc = fresh[uid]
+        results = await asyncio.gather(
+            self._store[INSTANCES].insert_many([d.instance for d in docs], ordered=False),
+            self._store[METADATA].insert_many([d.metadata for d in docs], ordered=False),
+            return_exceptions=True,
+        )
+        instance_errors = self._errors(results[0])
+        metadata_errors = self._errors(results[1])
+        if instance_errors is None or metadata_errors is None:
+            failure = results[0] if instance_errors is None else results[1]
+            assert isinstance(failure, BaseException)
+            ours = (
+                []
+                if metadata_errors is None
+                else [d.metadata["_id"] for i, d in enumerate(docs) if i not in metadata_errors]
+            )
+            await self._undo(written, fresh, ours, failure)
+            return
+        inserted: list[Docs] = []
+        for index, doc in enumerate(docs):
+            uid = doc.instance["_id"]
+            pending = fresh[uid][0]
+            instance_error = instance_errors.get(index)
+            metadata_error = metadata_errors.get(index)
+            if instance_error is not None:
                 with contextlib.suppress(Exception):
-                    await self._blobs.delete(doc.instance["blob"])
-                if error.get("code") == 11000:
+                    await self.blobs.delete(doc.instance["blob"])
+                if instance_error.get("code") == 11000:
                     pending.future.set_result(False)
                 else:
-                    pending.future.set_exception(RuntimeError(str(error.get("errmsg"))))
-        except PyMongoError as exc:
-            await self._undo(written, fresh, exc)
-            raise
-        await self._update_parents([fresh[uid][1] for uid in inserted], now)
-        for uid in inserted:
-            fresh[uid][0].future.set_result(True)
+                    pending.future.set_exception(RuntimeError(str(instance_error.get("errmsg"))))
+                continue
+            if metadata_error is not None:
+                if metadata_error.get("code") == 11000:
+                    # Left behind by a crash between the two inserts: ours is the truth now.
+                    await self._store[METADATA].replace_one({"_id": uid}, doc.metadata)
+                else:
+                    await self._store[INSTANCES].delete_one({"_id": uid})
+                    with contextlib.suppress(Exception):
+                        await self.blobs.delete(doc.instance["blob"])
+                    pending.future.set_exception(RuntimeError(str(metadata_error.get("errmsg"))))
+                    continue
+            inserted.append(doc)
+        await self._update_parents(inserted, now)
+        for doc in inserted:
+            fresh[doc.instance["_id"]][0].future.set_result(True)
+
+    @staticmethod
+    def _errors(result: object) -> dict[int, dict[str, Any]] | None:
+        """Per-document write errors of an insert_many, or None if the whole call failed."""
+        if isinstance(result, BulkWriteError):
+            errors = _write_errors(result)
+            return errors if errors else None
+        if isinstance(result, BaseException):
+            return None
+        return {}
+
+    async def _discard(self, pending: _Pending) -> None:
+        if pending.key is not None:
+            with contextlib.suppress(Exception):
+                await self.blobs.delete(pending.key)
 
     async def _put_blobs(self, fresh: dict[str, tuple[_Pending, Docs]]) -> list[str]:
-        uids = list(fresh)
+        uids = [uid for uid in fresh if fresh[uid][0].key is None]
         results = await asyncio.gather(
             *(
-                self._blobs.put(fresh[uid][1].instance["blob"], fresh[uid][0].prepared.raw)
+                self.blobs.put(fresh[uid][1].instance["blob"], fresh[uid][0].prepared.raw)
                 for uid in uids
             ),
             return_exceptions=True,
         )
-        written = []
+        failed = set()
         for uid, result in zip(uids, results, strict=True):
             if isinstance(result, BaseException):
                 fresh[uid][0].future.set_exception(result)
-            else:
-                written.append(uid)
-        return written
+                failed.add(uid)
+        return [uid for uid in fresh if uid not in failed]
 
     async def _undo(
-        self, written: list[str], fresh: dict[str, tuple[_Pending, Docs]], exc: Exception
+        self,
+        written: list[str],
+        fresh: dict[str, tuple[_Pending, Docs]],
+        our_metadata: list[str],
+        exc: BaseException,
     ) -> None:
-        """Leave nothing half-written: metadata and blobs of a failed batch are removed."""
+        """Leave nothing half-written: what this batch inserted, and its blobs, are removed.
+
+        Instances are matched by their fresh blob key, so a stored duplicate is never touched.
+        """
+        keys = [fresh[uid][1].instance["blob"] for uid in written]
         with contextlib.suppress(PyMongoError):
-            await self._store[METADATA].delete_many({"_id": {"$in": written}})
+            await self._store[INSTANCES].delete_many({"blob": {"$in": keys}})
+        if our_metadata:
+            with contextlib.suppress(PyMongoError):
+                await self._store[METADATA].delete_many({"_id": {"$in": our_metadata}})
         for uid in written:
             pending, docs = fresh[uid]
             with contextlib.suppress(Exception):
-                await self._blobs.delete(docs.instance["blob"])
+                await self.blobs.delete(docs.instance["blob"])
             if not pending.future.done():
                 pending.future.set_exception(exc)
 
@@ -346,7 +392,8 @@ class IndexWriter:
         new_series_by_study: dict[str, list[str]] = {}
         for series_uid, members in by_series.items():
             last = members[-1]
-            result = await self._store[SERIES].update_one(
+            result = await _upsert(
+                self._store[SERIES],
                 {"_id": series_uid},
                 {
                     "$set": {**last.series, "updated_at": now},
@@ -355,7 +402,6 @@ class IndexWriter:
                         "bytes": sum(m.instance["size"] for m in members),
                     },
                 },
-                upsert=True,
             )
             modality = last.series["q"].get("Modality")
             if result.upserted_id is not None:
@@ -384,11 +430,21 @@ class IndexWriter:
             modalities = sorted({m for m in new_series if m})
             if modalities:
                 update["$addToSet"] = {"modalities": {"$each": modalities}}
-            result = await self._store[STUDIES].update_one({"_id": study_uid}, update, upsert=True)
+            result = await _upsert(self._store[STUDIES], {"_id": study_uid}, update)
             patient_id = last.patient["q"].get("PatientID")
             if result.upserted_id is not None and patient_id is not None:
-                await self._store[PATIENTS].update_one(
+                await _upsert(
+                    self._store[PATIENTS],
                     {"_id": patient_key(last.patient["facility"], str(patient_id))},
                     {"$set": {**last.patient, "updated_at": now}, "$inc": {"studies": 1}},
-                    upsert=True,
                 )
+
+
+async def _upsert(
+    collection: AsyncCollection[Document], query: Document, update: Document
+) -> UpdateResult:
+    """Upsert by ``_id``; two processes creating the same parent at once retry as an update."""
+    try:
+        return await collection.update_one(query, update, upsert=True)
+    except DuplicateKeyError:
+        return await collection.update_one(query, update, upsert=True)

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from server.dicom.index import IndexWriter
 from server.dicom.parse import Failure, Prepared, Rejected, prepare
 from server.hub import DomainEvent, EventHub
+from server.store.blobs import BlobStore
 from server.store.database import IndexSpec, Store
 
 log = logging.getLogger(__name__)
@@ -201,9 +202,14 @@ class Ingest:
         )
         return Result("rejected", sop_instance_uid, failure=exc.failure, reason=exc.reason)
 
-    async def commit(self, upload: Upload, prepared: Prepared) -> Result:
+    @property
+    def blobs(self) -> BlobStore:
+        return self._writer.blobs
+
+    async def commit(self, upload: Upload, prepared: Prepared, key: str | None = None) -> Result:
+        """Index a vetted object; ``key`` names its blob if the caller already wrote it."""
         try:
-            new = await self._writer.submit(prepared, upload.facility)
+            new = await self._writer.submit(prepared, upload.facility, key)
         except Exception as exc:
             log.exception("storing %s failed", prepared.sop_instance_uid)
             return await self.reject(

@@ -30,7 +30,7 @@ MAX_FRAMES = 20_000
 BULK_THRESHOLD = 1024
 _DEFER_SIZE = 1024
 _PARSE_LOCK = threading.Lock()
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _UNCOMPRESSED = {
     "1.2.840.10008.1.2",
     "1.2.840.10008.1.2.1",
@@ -84,7 +84,7 @@ def _uid(ds: Dataset, keyword: str) -> str:
     text = str(value).strip() if value is not None else ""
     if not text:
         raise Rejected(Failure.DOES_NOT_MATCH_SOP_CLASS, f"missing required {keyword}")
-    if len(text) > 64 or not _UID.match(text):
+    if len(text) > 64 or not UID_PATTERN.match(text):
         raise Rejected(Failure.DOES_NOT_MATCH_SOP_CLASS, f"{keyword} {text[:70]!r} is not a UID")
     return text
 
