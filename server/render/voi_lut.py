@@ -61,7 +61,8 @@ def window_values(x: npt.NDArray[Any], window: Window) -> npt.NDArray[np.float64
     values = np.asarray(x, dtype=np.float64)
     c, w = window.center, window.width
     if window.function is VoiFunction.SIGMOID:
-        return Y_MAX / (1.0 + np.exp(-4.0 * (values - c) / w))
+        exponent = np.clip(-4.0 * (values - c) / w, -700.0, 700.0)
+        return Y_MAX / (1.0 + np.exp(exponent))
     if window.function is VoiFunction.LINEAR_EXACT:
         low, high = c - w / 2.0, c + w / 2.0
         ramp = ((values - c) / w + 0.5) * Y_MAX
