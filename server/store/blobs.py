@@ -1,0 +1,138 @@
+"""Where DICOM files live: the local disk for one node, GridFS when several nodes share them.
+
+Writes are atomic (temp file, fsync, rename) so a crash or an aborted transfer never leaves a
+half-written object under a real key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from gridfs import AsyncGridFSBucket, NoFile
+
+from server.store.database import Store
+
+_KEY = re.compile(r"^[A-Za-z0-9._-]{1,128}(/[A-Za-z0-9._-]{1,128}){0,7}$")
+
+
+class BlobNotFound(KeyError):
+    """No blob is stored under that key."""
+
+
+class BlobStore(Protocol):
+    async def put(self, key: str, data: bytes) -> None: ...
+
+    async def get(self, key: str) -> bytes: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def exists(self, key: str) -> bool: ...
+
+
+def check_key(key: str) -> str:
+    """Keys become file paths; refuse anything that could climb out of the blob directory."""
+    if not _KEY.match(key) or any(part in {".", ".."} for part in key.split("/")):
+        raise ValueError(f"invalid blob key {key!r}")
+    return key
+
+
+def sharded_key(name: str) -> str:
+    """Spread files over 256 folders so no directory grows to millions of entries."""
+    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()
+    return f"{digest[:2]}/{name}"
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _write(self, key: str, data: bytes) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _read(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+
+    def _delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(key).unlink()
+
+    async def put(self, key: str, data: bytes) -> None:
+        await asyncio.to_thread(self._write, key, data)
+
+    async def get(self, key: str) -> bytes:
+        return await asyncio.to_thread(self._read, key)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._delete, key)
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self.path(key).exists)
+
+
+class GridFSBlobStore:
+    """Blobs in the shared database, for several server nodes without a shared disk.
+
+    GridFS has no atomic replace; ``put`` uploads the new file first and removes older revisions
+    after, so a reader always finds a complete file.
+    """
+
+    def __init__(self, store: Store, bucket: str = "blobs") -> None:
+        self.bucket = AsyncGridFSBucket(store.db, bucket_name=bucket)
+        self._files = store[f"{bucket}.files"]
+
+    async def put(self, key: str, data: bytes) -> None:
+        check_key(key)
+        new_id = await self.bucket.upload_from_stream(key, data)
+        async for old in self._files.find({"filename": key, "_id": {"$ne": new_id}}, {"_id": 1}):
+            with contextlib.suppress(NoFile):
+                await self.bucket.delete(old["_id"])
+
+    async def get(self, key: str) -> bytes:
+        check_key(key)
+        try:
+            stream = await self.bucket.open_download_stream_by_name(key)
+        except NoFile:
+            raise BlobNotFound(key) from None
+        data: bytes = await stream.read()
+        return data
+
+    async def delete(self, key: str) -> None:
+        check_key(key)
+        async for old in self._files.find({"filename": key}, {"_id": 1}):
+            with contextlib.suppress(NoFile):
+                await self.bucket.delete(old["_id"])
+
+    async def exists(self, key: str) -> bool:
+        check_key(key)
+        return await self._files.find_one({"filename": key}, {"_id": 1}) is not None
