@@ -26,6 +26,7 @@ from server.config import Settings
 from server.http.health import routes as health_routes
 from server.http.middleware import request_context, security_headers
 from server.hub import EventHub
+from server.rooms.dispatch import EVENTS, EventRouter
 from server.rooms.socket_server import SOCKETIO, create_socket_server, install_connection_auth
 from server.store.blobs import GridFSBlobStore, LocalBlobStore
 from server.store.connect import open_store
@@ -60,6 +61,7 @@ def build_app(settings: Settings, options: AppOptions | None = None) -> web.Appl
     sio = create_socket_server(settings)
     sio.attach(app, socketio_path="socket.io")
     app[SOCKETIO] = sio
+    app[EVENTS] = EventRouter(sio)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_store(settings) as store:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from server.auth import passwords
@@ -189,6 +190,10 @@ class AuthService:
 
     async def authenticate(self, access_token: str) -> Principal:
         """Verify a token and that its session and account are still live (cached briefly)."""
+        principal, _ = await self.authenticate_with_expiry(access_token)
+        return principal
+
+    async def authenticate_with_expiry(self, access_token: str) -> tuple[Principal, datetime]:
         claims = self.tokens.verify(access_token)
         now = time.monotonic()
         cached = self._status_cache.get(claims.session_id)
@@ -206,13 +211,14 @@ class AuthService:
             self._status_cache[claims.session_id] = (now, live)
         if not live:
             raise ApiError("invalid_token", "This session has ended; sign in again.")
-        return Principal(
+        principal = Principal(
             user_id=claims.user_id,
             username=claims.username,
             role=claims.role,
             facility=claims.facility,
             session_id=claims.session_id,
         )
+        return principal, claims.expires_at
 
     async def update_user(self, username: str, changes: dict[str, Any]) -> User:
         """Apply an admin's change; any change to who someone is ends their live sessions."""

@@ -7,6 +7,7 @@ in-memory manager serves one process. Rooms and membership belong to the manager
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import socketio
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 SOCKETIO = web.AppKey("socketio", socketio.AsyncServer)
 PRINCIPAL_KEY = "principal"
+EXPIRES_KEY = "expires_at"
 MAX_MESSAGE_BYTES = 256 * 1024
 
 
@@ -41,7 +43,10 @@ def create_socket_server(settings: Settings) -> socketio.AsyncServer:
 
 
 def refusal(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
-    return socketio.exceptions.ConnectionRefusedError({"error": {"code": code, "message": message}})
+    # python-socketio sends ``{"message": ..., "data": ...}`` as connect_error's payload.
+    return socketio.exceptions.ConnectionRefusedError(
+        message, {"error": {"code": code, "message": message}}
+    )
 
 
 def install_connection_auth(sio: socketio.AsyncServer, auth: AuthService) -> None:
@@ -51,13 +56,32 @@ def install_connection_auth(sio: socketio.AsyncServer, auth: AuthService) -> Non
     async def connect(sid: str, environ: dict[str, Any], auth_payload: Any = None) -> None:
         try:
             catalog().validate_event("connect", auth_payload)
-            principal = await auth.authenticate(auth_payload["token"])
+            principal, expires_at = await auth.authenticate_with_expiry(auth_payload["token"])
         except ProtocolError as exc:
             raise refusal("auth_required", "Connect with {'token': <access token>}.") from exc
         except ApiError as exc:
             raise refusal(exc.code, exc.message) from exc
-        await sio.save_session(sid, {PRINCIPAL_KEY: principal})
-        await sio.enter_room(sid, f"user:{principal.user_id}")
+        await sio.save_session(sid, {PRINCIPAL_KEY: principal, EXPIRES_KEY: expires_at})
+        await sio.enter_room(sid, user_room(principal.user_id))
+
+    @sio.on("session.renew")  # type: ignore[untyped-decorator]
+    async def renew(sid: str, payload: Any = None) -> dict[str, Any]:
+        """A long-lived connection swaps in a fresh access token instead of reconnecting."""
+        try:
+            catalog().validate_event("session.renew", payload)
+            current = await principal_of(sio, sid)
+            principal, expires_at = await auth.authenticate_with_expiry(payload["token"])
+        except (ApiError, ProtocolError) as exc:
+            return exc.as_payload()
+        if principal.user_id != current.user_id:
+            return ApiError("forbidden", "A connection cannot change its user.").as_payload()
+        await sio.save_session(sid, {PRINCIPAL_KEY: principal, EXPIRES_KEY: expires_at})
+        return {"ok": True, "expires_at": expires_at.isoformat()}
+
+
+def user_room(user_id: str) -> str:
+    """Every connection joins its user's private room, for notifications and direct messages."""
+    return f"user:{user_id}"
 
 
 async def principal_of(sio: socketio.AsyncServer, sid: str) -> Principal:
@@ -65,4 +89,21 @@ async def principal_of(sio: socketio.AsyncServer, sid: str) -> Principal:
     principal = session.get(PRINCIPAL_KEY)
     if not isinstance(principal, Principal):
         raise ApiError("auth_required")
+    return principal
+
+
+async def live_principal(sio: socketio.AsyncServer, sid: str) -> Principal:
+    """The connection's principal, refusing once its access token has expired unrenewed."""
+    session = await sio.get_session(sid)
+    principal = session.get(PRINCIPAL_KEY)
+    expires_at = session.get(EXPIRES_KEY)
+    if not isinstance(principal, Principal) or not isinstance(expires_at, datetime):
+        raise ApiError("auth_required")
+    if expires_at <= datetime.now(UTC):
+        await sio.emit(
+            "session.expired",
+            ApiError("token_expired", "Renew the access token (session.renew).").as_payload(),
+            to=sid,
+        )
+        raise ApiError("token_expired", "Renew the access token with session.renew.")
     return principal
