@@ -18,6 +18,8 @@ UNSUPPORTED: Final = "unsupported"
 TOO_LARGE: Final = "too_large"
 NOT_A_VOLUME: Final = "not_a_volume"
 NOT_FOUND: Final = "not_found"
+NOT_ACCEPTABLE: Final = "not_acceptable"
+SUPERSEDED: Final = "superseded"
 
 
 class RenderError(Exception):

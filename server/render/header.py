@@ -25,6 +25,7 @@ GREY_PHOTOMETRICS = frozenset({"MONOCHROME1", "MONOCHROME2"})
 class ImageInfo:
     sop_instance_uid: str
     series_instance_uid: str
+    study_instance_uid: str
     modality: str
     rows: int
     columns: int
@@ -95,6 +96,7 @@ def image_info(ds: Any) -> ImageInfo:
     return ImageInfo(
         sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
         series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
+        study_instance_uid=str(ds.get("StudyInstanceUID", "")),
         modality=str(ds.get("Modality", "")),
         rows=rows,
         columns=columns,

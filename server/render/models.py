@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from server.render.errors import SUPERSEDED
 from server.render.mpr import Plane, SlabMode
 from server.render.viewport import Viewport
 from server.render.voi_lut import Window
@@ -102,7 +103,7 @@ class Superseded:
     """The answer to a viewer request that a newer request from the same viewer replaced."""
 
     request: RenderRequest
-    code: str = "superseded"
+    code: str = SUPERSEDED
 
 
 def etag_for(request: AnyRequest) -> str:
