@@ -67,6 +67,9 @@ class SingleFlight(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._running)
 
+    def running(self, key: K) -> bool:
+        return key in self._running
+
     async def run(self, key: K, work: Callable[[], Awaitable[V]]) -> V:
         task = self._running.get(key)
         if task is None:

@@ -48,7 +48,13 @@ def decode_frame(ds: Dataset, info: ImageInfo, frame: int) -> DecodedFrame:
             FRAME_OUT_OF_RANGE, f"frame {frame + 1} requested, the object has {info.frames}"
         )
     try:
-        pixels = _color(ds, info, frame) if info.is_color else pixel_array(ds, index=frame)
+        native = None if info.is_color else _native_grey(ds, info, frame)
+        if native is not None:
+            pixels = native
+        elif info.is_color:
+            pixels = _color(ds, info, frame)
+        else:
+            pixels = pixel_array(ds, index=frame)
     except RenderError:
         raise
     except Exception as exc:  # decoder plugins raise assorted types for corrupt data
@@ -64,6 +70,45 @@ def decode_frame(ds: Dataset, info: ImageInfo, frame: int) -> DecodedFrame:
 def decode_bytes(data: bytes, frame: int = 0) -> DecodedFrame:
     ds = read_dataset(data)
     return decode_frame(ds, image_info(ds), frame)
+
+
+def _native_grey(ds: Dataset, info: ImageInfo, frame: int) -> npt.NDArray[Any] | None:
+    """Uncompressed little-endian 8/16-bit greyscale viewed in place (no pydicom decoder).
+
+    This is the common CT/MR case, and pydicom's generic path costs more than the whole
+    window/level and JPEG encode; anything else returns None and goes through pydicom.
+    """
+    meta = getattr(ds, "file_meta", None)
+    syntax = getattr(meta, "TransferSyntaxUID", None)
+    if (
+        syntax is None
+        or syntax.is_compressed
+        or not syntax.is_little_endian
+        or syntax.is_deflated
+        or info.bits_allocated not in (8, 16)
+        or info.samples_per_pixel != 1
+    ):
+        return None
+    itemsize = info.bits_allocated // 8
+    count = info.rows * info.columns
+    data = ds.PixelData
+    if not isinstance(data, bytes) or len(data) < (frame + 1) * count * itemsize:
+        raise RenderError(UNDECODABLE, "Pixel Data is shorter than Rows x Columns x frames")
+    kind = "i" if info.signed else "u"
+    pixels = np.frombuffer(
+        data, dtype=f"<{kind}{itemsize}", count=count, offset=frame * count * itemsize
+    )
+    pixels = pixels.reshape(info.rows, info.columns)
+    unused = info.bits_allocated - info.bits_stored
+    if unused == 0:
+        # A view into a multi-frame buffer would keep every frame alive in the cache.
+        return pixels.copy() if info.frames > 1 else pixels
+    masked: npt.NDArray[Any]
+    if info.signed:
+        masked = np.right_shift(np.left_shift(pixels, unused), unused)
+    else:
+        masked = np.bitwise_and(pixels, (1 << info.bits_stored) - 1)
+    return masked
 
 
 def _color(ds: Dataset, info: ImageInfo, frame: int) -> npt.NDArray[np.uint8]:

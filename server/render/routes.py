@@ -144,9 +144,10 @@ async def frame_image(request: web.Request) -> web.StreamResponse:
             quality=parse_quality(query.get("quality")),
             jpeg_quality=parse_jpeg_quality(query.get("jpeg")),
         )
+        result = await service.render(render)
         info = await _info(service, render.sop_instance_uid)
         await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
-        return _image(request, await service.render(render))
+        return _image(request, result)
     except RenderError as exc:
         raise _api_error(exc) from None
 

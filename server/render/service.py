@@ -59,6 +59,7 @@ class RenderSettings:
     decoded_cache_bytes: int = 512 << 20
     encoded_cache_bytes: int = 128 << 20
     volume_cache_bytes: int = 1 << 30
+    info_cache_bytes: int = 16 << 20
     interactive_jpeg_quality: int = 60
     final_jpeg_quality: int = 90
     interactive_max_side: int = 512
@@ -83,6 +84,7 @@ class RenderService:
         self.decoded = ByteLru[tuple[str, int], DecodedFrame](self.settings.decoded_cache_bytes)
         self.encoded = ByteLru[object, RenderedFrame](self.settings.encoded_cache_bytes)
         self.volumes = ByteLru[str, Volume](self.settings.volume_cache_bytes)
+        self.infos = ByteLru[str, ImageInfo](self.settings.info_cache_bytes)
         self._decode_flight = SingleFlight[tuple[str, int], DecodedFrame]()
         self._render_flight = SingleFlight[object, RenderedFrame]()
         self._volume_flight = SingleFlight[str, Volume]()
@@ -167,8 +169,35 @@ class RenderService:
                 del self._lanes[viewer_id]
 
     async def _render_frame(self, request: RenderRequest) -> RenderedFrame:
-        decoded = await self.frame(request.sop_instance_uid, request.frame)
-        result = await self._in_pool(lambda: self._render_sync(decoded, request))
+        """Cold frames decode and render in one pool job (one thread hop, not two); a frame
+        already being decoded (by prefetch or another request) is awaited instead."""
+        key = (request.sop_instance_uid, request.frame)
+        decoded = self.decoded.get(key)
+        if decoded is None and not self._decode_flight.running(key):
+            outcome: list[RenderedFrame | RenderError] = []
+
+            async def cold() -> DecodedFrame:
+                data = await self._bytes(request.sop_instance_uid)
+
+                def decode_and_render() -> DecodedFrame:
+                    fresh = _decode_sync(data, request.frame)
+                    try:
+                        outcome.append(self._render_sync(fresh, request))
+                    except RenderError as exc:
+                        outcome.append(exc)
+                    return fresh
+
+                fresh = await self._in_pool(decode_and_render)
+                self._remember(key, fresh)
+                return fresh
+
+            await self._decode_flight.run(key, cold)
+            if isinstance(outcome[0], RenderError):
+                raise outcome[0]
+            result = outcome[0]
+        else:
+            ready = decoded or await self.frame(*key)
+            result = await self._in_pool(lambda: self._render_sync(ready, request))
         self.renders += 1
         self.encoded.put(request, result, len(result.data))
         return result
@@ -273,6 +302,10 @@ class RenderService:
         return await self._decode_flight.run(key, lambda: self._decode(key))
 
     async def info(self, sop_instance_uid: str) -> ImageInfo:
+        """Header facts of an instance, kept apart from pixels so they outlive evictions."""
+        cached = self.infos.get(sop_instance_uid)
+        if cached is not None:
+            return cached
         return (await self.frame(sop_instance_uid, 0)).info
 
     async def roi_stats(self, sop_instance_uid: str, frame: int, roi: Roi) -> RoiStats:
@@ -286,9 +319,13 @@ class RenderService:
     async def _decode(self, key: tuple[str, int]) -> DecodedFrame:
         data = await self._bytes(key[0])
         decoded = await self._in_pool(lambda: _decode_sync(data, key[1]))
+        self._remember(key, decoded)
+        return decoded
+
+    def _remember(self, key: tuple[str, int], decoded: DecodedFrame) -> None:
         self.decodes += 1
         self.decoded.put(key, decoded, decoded.nbytes)
-        return decoded
+        self.infos.put(key[0], decoded.info, INFO_BYTES + _lut_bytes(decoded.info))
 
     async def _bytes(self, sop_instance_uid: str) -> bytes:
         try:
@@ -385,6 +422,14 @@ class RenderService:
 
 
 _IDENTITY = ModalityLut()
+INFO_BYTES = 2048
+
+
+def _lut_bytes(info: ImageInfo) -> int:
+    tables = [lut.table for lut in info.voi_luts]
+    if info.modality_lut.lut is not None:
+        tables.append(info.modality_lut.lut.table)
+    return sum(int(t.nbytes) for t in tables)
 
 
 def _value_range_window(values: npt.NDArray[np.float32]) -> Window:

@@ -1,6 +1,8 @@
 """Decoding pydicom's and pydicom-data's sample files: compressed syntaxes, colour models,
 multi-frame objects, LUT sequences, and refusal of bad input."""
 
+import io
+
 import numpy as np
 import pydicom
 import pytest
@@ -148,3 +150,22 @@ def test_absurd_dimensions_are_refused_before_allocation() -> None:
     with pytest.raises(RenderError) as caught:
         decode_bytes(dataset_bytes(ds))
     assert caught.value.code == TOO_LARGE
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_bits_above_bits_stored_are_ignored_like_pydicom_does(signed: bool) -> None:
+    ds = ct_series(1, rows=4, cols=4)[0]
+    raw = np.arange(16, dtype=np.uint16).reshape(4, 4) * 300
+    raw |= 0xF000  # garbage (e.g. overlay bits) above Bits Stored = 12
+    ds.PixelRepresentation = int(signed)
+    ds.PixelData = raw.astype("<u2").tobytes()
+    ours = decode_bytes(dataset_bytes(ds)).pixels
+    reference = pydicom.dcmread(io.BytesIO(dataset_bytes(ds))).pixel_array
+    np.testing.assert_array_equal(ours, reference)
+    assert ours.min() < 0 if signed else ours.max() <= 4095
+
+
+def test_native_multi_frame_frames_do_not_share_the_whole_buffer() -> None:
+    data = sample_bytes("emri_small.dcm")
+    pixels = decode_bytes(data, frame=3).pixels
+    assert pixels.base is None or pixels.base.nbytes == pixels.nbytes
