@@ -224,7 +224,7 @@ def serve(directory: Path, port: int, decoded_mb: int) -> None:
     from server.auth.guard import AUTH_SERVICE
     from server.auth.roles import Role
     from server.config import Settings
-    from server.render.routes import setup_render
+    from server.http.render_routes import setup_render_routes
     from server.render.service import RenderSettings
     from tests.support.servers import embedded_store
 
@@ -238,7 +238,7 @@ def serve(directory: Path, port: int, decoded_mb: int) -> None:
         )
         app = build_app(settings, AppOptions(bootstrap_admin=False))
         render_settings = RenderSettings(decoded_cache_bytes=decoded_mb << 20)
-        setup_render(app, lambda _app: DirectoryArchive(directory), render_settings)
+        setup_render_routes(app, lambda _app: DirectoryArchive(directory), render_settings)
 
         async def main() -> None:
             runner = web.AppRunner(app, access_log=None)

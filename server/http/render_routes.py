@@ -1,7 +1,7 @@
 """HTTP delivery of rendered pixels: `/api/render/...` and PS3.18 rendered resources.
 
-This module is the render capability's HTTP edge; the pipeline and the service below it import
-no aiohttp. Responses are never compressed on the fly (JPEG/PNG do not shrink and gzip made a
+This module is the render capability's HTTP edge, kept out of `server/render/`, which imports no
+aiohttp. Responses are never compressed on the fly (JPEG/PNG do not shrink and gzip made a
 2 ms frame 50 ms in Orthanc) and carry a strong ETag, since a SOP Instance UID names immutable
 content.
 """
@@ -55,7 +55,7 @@ AUDIT_EVERY_S = 600.0
 routes = web.RouteTableDef()
 
 
-def setup_render(
+def setup_render_routes(
     app: web.Application,
     loader_from: Callable[[web.Application], InstanceLoader],
     settings: RenderSettings | None = None,
