@@ -13,10 +13,11 @@ import asyncio
 import concurrent.futures
 import io
 import logging
+import socket
 import threading
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -133,6 +134,16 @@ def answer(identifier: Dataset, body: dict[str, Any], level: str) -> Dataset:
     return response
 
 
+class SharedPortServer(ThreadedAssociationServer):
+    """Binds with SO_REUSEPORT, so gateway worker processes can listen on the same port and
+    the kernel spreads incoming associations over them."""
+
+    def server_bind(self) -> None:
+        sock = cast(socket.socket, self.socket)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+
 class Gateway:
     def __init__(
         self,
@@ -185,8 +196,11 @@ class Gateway:
             (evt.EVT_N_CREATE, self._on_n_create),
             (evt.EVT_N_SET, self._on_n_set),
         ]
-        server = self.ae.start_server(self.address, block=False, evt_handlers=handlers)
-        assert server is not None
+        server = self.ae.make_server(
+            self.address, evt_handlers=handlers, server_class=SharedPortServer
+        )
+        self.ae._servers.append(server)
+        threading.Thread(target=server.serve_forever, name="dicom-acceptor", daemon=True).start()
         self._server = server
         port = int(server.server_address[1])
         log.info("DICOM gateway listening", extra={"ae_title": self.ae.ae_title, "port": port})

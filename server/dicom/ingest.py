@@ -94,28 +94,17 @@ class Ingest:
         store: Store,
         writer: IndexWriter,
         hub: EventHub,
-        stable_after_s: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._writer = writer
         self._hub = hub
         self._clock = clock
-        self.stable_after_s = stable_after_s
-        self._active: dict[str, tuple[float, str, int]] = {}
-        self._watcher: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._writer.start()
-        self._watcher = asyncio.get_running_loop().create_task(
-            self._watch_stability(), name="dicom-stability"
-        )
 
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
         await self._writer.stop()
 
     async def open(self, upload: Upload) -> Upload:
@@ -224,9 +213,6 @@ class Ingest:
             upload.duplicates += 1
         study = prepared.study_instance_uid
         upload.studies.add(study)
-        if new:
-            _last, facility, count = self._active.get(study, (0.0, upload.facility, 0))
-            self._active[study] = (time.monotonic(), facility, count + 1)
         await self._publish(
             upload,
             "dicom.instance.stored",
@@ -254,22 +240,50 @@ class Ingest:
     async def _publish(self, upload: Upload, topic: str, data: dict[str, Any]) -> None:
         await self._hub.publish(DomainEvent(topic, data, upload.facility))
 
-    async def _watch_stability(self) -> None:
-        tick = max(0.05, min(1.0, self.stable_after_s / 4))
+
+class StabilityWatcher:
+    """Publishes ``dicom.study.stable`` once a study received nothing new for ``quiet_s``.
+
+    It listens on the hub of the server process, which also hears the gateway workers' events,
+    so a study arriving through several processes is judged as one.
+    """
+
+    def __init__(self, hub: EventHub, quiet_s: float) -> None:
+        self._hub = hub
+        self.quiet_s = quiet_s
+        self._active: dict[str, tuple[float, str, int]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe = hub.subscribe("dicom.instance.stored", self._stored)
+
+    async def _stored(self, event: DomainEvent) -> None:
+        if event.data.get("duplicate") or event.facility is None:
+            return
+        study = str(event.data["study_instance_uid"])
+        _last, facility, count = self._active.get(study, (0.0, event.facility, 0))
+        self._active[study] = (time.monotonic(), facility, count + 1)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._watch(), name="dicom-stable")
+
+    async def stop(self) -> None:
+        self._unsubscribe()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _watch(self) -> None:
+        tick = max(0.05, min(1.0, self.quiet_s / 4))
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
-            quiet = [s for s, (t, _f, _c) in self._active.items() if now - t >= self.stable_after_s]
+            quiet = [s for s, (t, _f, _c) in self._active.items() if now - t >= self.quiet_s]
             for study in quiet:
                 _t, facility, count = self._active.pop(study)
                 await self._hub.publish(
                     DomainEvent(
                         "dicom.study.stable",
-                        {
-                            "study_instance_uid": study,
-                            "received": count,
-                            "quiet_s": self.stable_after_s,
-                        },
+                        {"study_instance_uid": study, "received": count, "quiet_s": self.quiet_s},
                         facility,
                     )
                 )
