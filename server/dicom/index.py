@@ -5,9 +5,10 @@ Collections and their document shapes (times are epoch floats):
 - ``dicom_instances``: ``_id`` = SOP Instance UID; ``facility``, ``study_uid``, ``series_uid``,
   ``sop_class_uid``, ``transfer_syntax``, ``instance_number``, ``frames``, ``blob`` (blob key),
   ``size``, ``stored_at``, ``q`` (queryable instance-level values by keyword) and ``attrs``
-  (the instance-level DICOM JSON answered by C-FIND and QIDO).
+  (the instance-level DICOM JSON answered by C-FIND and QIDO, as a JSON *string*: the embedded
+  store decodes a string several times faster than the same data as nested documents).
 - ``dicom_metadata``: ``_id`` = SOP Instance UID; ``series_uid``, ``study_uid``, ``facility``,
-  ``json`` (the whole header as DICOM JSON, pixel data as an empty BulkDataURI), so WADO-RS
+  ``json`` (the whole header as a DICOM JSON string, pixel data as an empty BulkDataURI), so WADO-RS
   metadata of a 300-image series is one indexed read instead of 300 file parses.
 - ``dicom_series``: ``_id`` = Series Instance UID; ``facility``, ``study_uid``, ``q``, ``attrs``,
   ``instances``, ``bytes``, ``updated_at``.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import secrets
 import time
@@ -127,6 +129,10 @@ def _values(body: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
     return values
 
 
+def _text(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
 def patient_key(facility: str, patient_id: str) -> str:
     return f"{facility}|{patient_id}"
 
@@ -167,10 +173,12 @@ def build_docs(prepared: Prepared, facility: str, key: str, now: float) -> Docs:
         "size": len(prepared.raw),
         "stored_at": now,
         "q": instance_q,
-        "attrs": {
-            **_subset(body, INSTANCE_TAGS.values()),
-            "00020010": {"vr": "UI", "Value": [prepared.transfer_syntax_uid]},
-        },
+        "attrs": _text(
+            {
+                **_subset(body, INSTANCE_TAGS.values()),
+                "00020010": {"vr": "UI", "Value": [prepared.transfer_syntax_uid]},
+            }
+        ),
     }
     metadata = {
         "_id": prepared.sop_instance_uid,
@@ -178,23 +186,24 @@ def build_docs(prepared: Prepared, facility: str, key: str, now: float) -> Docs:
         "study_uid": prepared.study_instance_uid,
         "series_uid": prepared.series_instance_uid,
         "instance_number": prepared.instance_number,
-        "json": body,
+        "frames": prepared.frames,
+        "json": _text(body),
     }
     series = {
         "study_uid": prepared.study_instance_uid,
         "facility": facility,
         "q": series_q,
-        "attrs": _subset(body, SERIES_TAGS.values()),
+        "attrs": _text(_subset(body, SERIES_TAGS.values())),
     }
     study = {
         "facility": facility,
         "q": study_q,
-        "attrs": _subset(body, [*PATIENT_TAGS.values(), *STUDY_TAGS.values()]),
+        "attrs": _text(_subset(body, [*PATIENT_TAGS.values(), *STUDY_TAGS.values()])),
     }
     patient = {
         "facility": facility,
         "q": _values(body, PATIENT_TAGS),
-        "attrs": _subset(body, PATIENT_TAGS.values()),
+        "attrs": _text(_subset(body, PATIENT_TAGS.values())),
     }
     return Docs(instance, metadata, series, study, patient)
 
