@@ -25,7 +25,7 @@ from server.auth.roles import Permission
 from server.auth.service import Principal
 from server.dicom.archive import ARCHIVE
 from server.dicom.ingest import Upload
-from server.dicom.keys import INGEST
+from server.dicom.keys import INGEST, QIDO_CACHE
 from server.dicom.matching import Level, QueryError
 from server.dicom.parse import Failure
 from server.dicom.query import MAX_RESULTS, Search, search_text
@@ -102,17 +102,18 @@ async def _audit(request: web.Request, principal: Principal, action: str, target
 async def _qido(request: web.Request, level: Level, **fixed: str) -> web.Response:
     principal = await require(request, Permission.STUDIES_READ)
     keys = {**_search_keys(request), **fixed}
+    search = Search(
+        level,
+        keys,
+        _scope(principal),
+        limit=query_int(request, "limit", 1000, 1, MAX_RESULTS),
+        offset=query_int(request, "offset", 0, 0, 10_000_000),
+    )
+    base = f"{request.url.origin()}{PREFIX}"
+    key = (level, tuple(sorted(keys.items())), search.facility, search.limit, search.offset, base)
     try:
-        bodies = await search_text(
-            request.app[STORE],
-            Search(
-                level,
-                keys,
-                _scope(principal),
-                limit=query_int(request, "limit", 1000, 1, MAX_RESULTS),
-                offset=query_int(request, "offset", 0, 0, 10_000_000),
-            ),
-            f"{request.url.origin()}{PREFIX}",
+        bodies = await request.app[QIDO_CACHE].get(
+            key, lambda: search_text(request.app[STORE], search, base)
         )
     except QueryError as exc:
         raise ApiError("bad_request", str(exc)) from None

@@ -22,11 +22,13 @@ from server.dicom.keys import (
     INGEST,
     MPPS,
     PEERS,
+    QIDO_CACHE,
     WORKLIST,
     DicomOptions,
 )
 from server.dicom.mpps import Mpps
 from server.dicom.peers import Peers
+from server.dicom.qido_cache import QidoCache
 from server.dicom.routes import routes as admin_routes
 from server.dicom.worker import config_line
 from server.dicom.workers import Workers
@@ -49,6 +51,7 @@ def setup_dicom(app: web.Application) -> None:
         steps = Worklist(store)
         mpps = Mpps(store, app[HUB], steps)
         app[ARCHIVE] = archive
+        app[QIDO_CACHE] = QidoCache(app[HUB])
         app[INGEST] = service
         app[PEERS] = allow
         app[WORKLIST] = steps
@@ -92,6 +95,7 @@ def setup_dicom(app: web.Application) -> None:
             await workers.stop()
             await service.stop()
             await stability.stop()
+            app[QIDO_CACHE].close()
 
     app.cleanup_ctx.append(dicom_ctx)
     app.add_routes(admin_routes)
