@@ -188,10 +188,11 @@ async def _instances(request: web.Request, principal: Principal) -> list[dict[st
 async def retrieve(request: web.Request) -> web.StreamResponse:
     principal = await require(request, Permission.STUDIES_READ)
     accept = request.headers.get("Accept", "")
-    if (
-        accept and not any(t in accept for t in ("application/dicom", "multipart/related", "*/*"))
-    ) or "application/dicom+json" in accept:
-        raise ApiError("bad_request", 'Ask for multipart/related; type="application/dicom".')
+    if accept and (
+        "application/dicom+json" in accept
+        or not any(t in accept for t in ("application/dicom", "multipart/related", "*/*"))
+    ):
+        raise ApiError("not_acceptable", 'Ask for multipart/related; type="application/dicom".')
     docs = await _instances(request, principal)
     await _audit(request, principal, "dicomweb.retrieve", request.path[:200])
     boundary = uuid.uuid4().hex

@@ -1,8 +1,9 @@
 """The one ingest path for C-STORE, STOW-RS and ``noctis import``, and the live upload status.
 
 Every object is vetted (``parse.prepare``), written durably and indexed (``IndexWriter``) before
-its sender hears success. Each sender's session — an association, a STOW request, an import
-run — is an *upload*: it is recorded in ``dicom_uploads`` and narrated on the event hub:
+its sender hears success. Each sender's session — an association (from its first C-STORE), a
+STOW request, an import run — is an *upload*: it is recorded in ``dicom_uploads`` and narrated
+on the event hub:
 
 - ``dicom.association.opened``  ``{upload_id, kind, calling_ae, remote, started_at}``
 - ``dicom.instance.stored``     ``{upload_id, sop_instance_uid, study_instance_uid,

@@ -196,3 +196,15 @@ async def test_searches_and_retrieves_stay_in_the_facility(archive: Archive) -> 
     assert response.status == 404
     found = await asyncio.to_thread(_client(archive, east).search_for_studies)
     assert len(found) == 1
+
+
+async def test_retrieve_refuses_media_types_it_cannot_serve(archive: Archive) -> None:
+    token = await archive.token_for("tech", Role.TECHNICIAN)
+    series = ct_series(1)
+    await asyncio.to_thread(_client(archive, token).store_instances, series.datasets)
+    response = await archive.client.get(
+        f"/dicom-web/studies/{series.study_uid}",
+        headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
+    )
+    assert response.status == 406
+    assert (await response.json())["error"]["code"] == "not_acceptable"
