@@ -111,6 +111,7 @@ async def _qido(request: web.Request, level: Level, **fixed: str) -> web.Respons
     )
     base = f"{request.url.origin()}{PREFIX}"
     key = (level, tuple(sorted(keys.items())), search.facility, search.limit, search.offset, base)
+    await request.app[INGEST].settled()
     try:
         bodies = await request.app[QIDO_CACHE].get(
             key, lambda: search_text(request.app[STORE], search, base)

@@ -340,10 +340,7 @@ class Gateway:
             return
         keys = identifier_keys(identifier)
         try:
-            bodies = self._run(
-                search(self._services.store, Search(level, keys, session.facility)),
-                QUERY_TIMEOUT_S,
-            )
+            bodies = self._run(self._search(Search(level, keys, session.facility)), QUERY_TIMEOUT_S)
         except QueryError:
             yield FIND_IDENTIFIER_INVALID, None
             return
@@ -389,10 +386,7 @@ class Gateway:
         }
         if not any(keys.values()):
             raise QueryError("a retrieve must name a patient, study, series or instance")
-        bodies = self._run(
-            search(self._services.store, Search("IMAGE", keys, session.facility)),
-            QUERY_TIMEOUT_S,
-        )
+        bodies = self._run(self._search(Search("IMAGE", keys, session.facility)), QUERY_TIMEOUT_S)
         return [str(body["00080018"]["Value"][0]) for body in bodies]
 
     def _load(self, sop_uid: str, session: Session) -> Dataset:
@@ -468,6 +462,10 @@ class Gateway:
                 yield RETRIEVE_UNABLE, None
                 return
             yield PENDING, dataset
+
+    async def _search(self, request: Search) -> list[dict[str, Any]]:
+        await self._services.ingest.settled()
+        return await search(self._services.store, request)
 
     async def _instance_docs(self, uids: list[str]) -> list[dict[str, Any]]:
         docs = []

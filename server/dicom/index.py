@@ -242,6 +242,11 @@ class IndexWriter:
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._known_series: set[str] = set()
+        self._deferred_series: dict[str, list[int]] = {}
+        self._deferred_studies: dict[str, list[int]] = {}
+        self._settled = asyncio.Event()
+        self._settled.set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="dicom-index")
@@ -256,6 +261,12 @@ class IndexWriter:
             pending = self._queue.get_nowait()
             if not pending.future.done():
                 pending.future.set_exception(RuntimeError("the archive is shutting down"))
+        await self._flush_counts()
+        self._settled.set()
+
+    async def settled(self) -> None:
+        """Wait until every acknowledged object is counted in its series and study."""
+        await self._settled.wait()
 
     async def submit(self, prepared: Prepared, facility: str, key: str | None = None) -> bool:
         """Index ``prepared``; ``key`` names a blob the caller already wrote durably."""
@@ -267,7 +278,10 @@ class IndexWriter:
 
     async def _run(self) -> None:
         while True:
+            if self._queue.empty():
+                self._settled.set()
             batch = [await self._queue.get()]
+            self._settled.clear()
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
@@ -277,6 +291,7 @@ class IndexWriter:
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(exc)
+            await self._flush_counts()
 
     async def _write(self, batch: list[_Pending]) -> None:
         now = self._clock()
@@ -335,9 +350,51 @@ class IndexWriter:
                     pending.future.set_exception(RuntimeError(str(metadata_error.get("errmsg"))))
                     continue
             inserted.append(doc)
-        await self._update_parents(inserted, now)
+        await self._index_parents(inserted, now)
         for doc in inserted:
             fresh[doc.instance["_id"]][0].future.set_result(True)
+
+    async def _index_parents(self, docs: list[Docs], now: float) -> None:
+        """Create parents before success; only count into ones this process already made.
+
+        An object of a series this process has indexed before is acknowledged as soon as it
+        is inserted; its series and study counters follow in the next write, before the writer
+        takes more work, and ``settled`` waits for them.
+        """
+        fresh = [d for d in docs if d.instance["series_uid"] not in self._known_series]
+        if fresh:
+            await self._update_parents(fresh, now)
+            if len(self._known_series) > 100_000:
+                self._known_series.clear()
+            self._known_series.update(d.instance["series_uid"] for d in fresh)
+        created = {id(d) for d in fresh}
+        for doc in docs:
+            if id(doc) in created:
+                continue
+            size = int(doc.instance["size"])
+            series = self._deferred_series.setdefault(doc.instance["series_uid"], [0, 0])
+            study = self._deferred_studies.setdefault(doc.instance["study_uid"], [0, 0])
+            series[0] += 1
+            series[1] += size
+            study[0] += 1
+            study[1] += size
+
+    async def _flush_counts(self) -> None:
+        now = self._clock()
+        for collection, deferred in (
+            (SERIES, self._deferred_series),
+            (STUDIES, self._deferred_studies),
+        ):
+            for uid, (count, size) in list(deferred.items()):
+                try:
+                    await self._store[collection].update_one(
+                        {"_id": uid},
+                        {"$inc": {"instances": count, "bytes": size}, "$set": {"updated_at": now}},
+                    )
+                except PyMongoError:
+                    log.exception("counting into %s %s failed; will retry", collection, uid)
+                    continue
+                deferred.pop(uid, None)
 
     @staticmethod
     def _errors(result: object) -> dict[int, dict[str, Any]] | None:

@@ -126,6 +126,8 @@ class Ingest:
         return upload
 
     async def close(self, upload: Upload, aborted: bool = False) -> None:
+        """Record the totals; once ``dicom.association.closed`` is out, all is counted."""
+        await self.settled()
         seconds = round(self._clock() - upload.started_at, 3)
         summary = upload.summary()
         summary.pop("upload_id")
@@ -191,6 +193,10 @@ class Ingest:
             },
         )
         return Result("rejected", sop_instance_uid, failure=exc.failure, reason=exc.reason)
+
+    async def settled(self) -> None:
+        """Wait until acknowledged objects are fully counted (see ``IndexWriter.settled``)."""
+        await self._writer.settled()
 
     @property
     def blobs(self) -> BlobStore:

@@ -22,6 +22,7 @@ async def test_workers_alone_store_index_and_report(archive_factory: ArchiveFact
         in_thread(store, archive.port, first), in_thread(store, archive.port, second)
     )
     assert results == [[0, 0, 0], [0, 0, 0]]
+    await archive.wait_for("dicom.association.closed", 2)
     assert await archive.app[STORE][INSTANCES].count_documents({}) == 6
     study = await archive.app[STORE][STUDIES].find_one({"_id": series.study_uid})
     assert study is not None
