@@ -23,6 +23,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
+from server.dicom.jsonmodel import dataset_json
+
 PIXEL_DATA = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF
 MAX_DECODED_BYTES = 4 << 30
@@ -159,12 +161,7 @@ def to_json(ds: Dataset, has_pixels: bool) -> dict[str, Any]:
     """The DICOM JSON model of the header; bulk values are referenced, not inlined."""
     if PIXEL_DATA in ds._dict:
         del ds[PIXEL_DATA]
-    body: dict[str, Any] = ds.to_json_dict(
-        bulk_data_threshold=BULK_THRESHOLD, bulk_data_element_handler=lambda _element: ""
-    )
-    for element in body.values():
-        if element.get("BulkDataURI") == "":
-            element.pop("BulkDataURI")
+    body = dataset_json(ds)
     if has_pixels:
         body["7FE00010"] = {"vr": "OW", "BulkDataURI": ""}
     return body
