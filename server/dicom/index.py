@@ -286,6 +286,11 @@ class IndexWriter:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._write(batch)
+            except asyncio.CancelledError:
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(RuntimeError("the archive is shutting down"))
+                raise
             except Exception as exc:
                 log.exception("index batch failed")
                 for pending in batch:
