@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -12,7 +13,7 @@ from server.appkeys import BLOBS, HUB, SETTINGS, STORE
 from server.dicom import index, ingest, peers, worklist
 from server.dicom.archive import ARCHIVE, Archive
 from server.dicom.dicomweb import routes as dicomweb_routes
-from server.dicom.gateway import Gateway, GatewayServices
+from server.dicom.gateway import GIL_SWITCH_INTERVAL_S, Gateway, GatewayServices
 from server.dicom.index import IndexWriter
 from server.dicom.ingest import Ingest, StabilityWatcher
 from server.dicom.keys import (
@@ -60,7 +61,9 @@ def setup_dicom(app: web.Application) -> None:
         stability.start()
         workers = Workers(app[HUB])
         gateway: Gateway | None = None
+        switch_interval = sys.getswitchinterval()
         if settings.dicom_enabled:
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
             gateway = Gateway(
                 GatewayServices(store, service, archive, allow, steps, mpps),
                 asyncio.get_running_loop(),
@@ -86,6 +89,7 @@ def setup_dicom(app: web.Application) -> None:
             except BaseException:
                 await workers.stop()
                 await asyncio.to_thread(gateway.stop)
+                sys.setswitchinterval(switch_interval)
                 raise
         try:
             yield
@@ -95,6 +99,7 @@ def setup_dicom(app: web.Application) -> None:
             await workers.stop()
             await service.stop()
             await stability.stop()
+            sys.setswitchinterval(switch_interval)
             app[QIDO_CACHE].close()
 
     app.cleanup_ctx.append(dicom_ctx)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from server.dicom.archive import Archive
-from server.dicom.gateway import Gateway, GatewayServices
+from server.dicom.gateway import GIL_SWITCH_INTERVAL_S, Gateway, GatewayServices
 from server.dicom.index import IndexWriter
 from server.dicom.ingest import Ingest
 from server.dicom.mpps import Mpps
@@ -105,6 +105,7 @@ async def serve(config: dict[str, Any]) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     config = json.loads(sys.stdin.readline())
     asyncio.run(serve(config))
 
