@@ -21,6 +21,7 @@ from server.workflow.events import Publisher
 from server.workflow.intake import Intake
 from server.workflow.notifications import Notifications
 from server.workflow.orders import Orders
+from server.workflow.reports import ArchiveWriter, DraftSource, Reports
 from server.workflow.studies import Studies
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,19 @@ class Workflow:
     intake: Intake
     notifications: Notifications
     assignment: Assignment
+    reports: Reports
 
     @classmethod
     def build(
-        cls, store: Store, hub: EventHub, audit: AuditLog, users: Users, clock: Clock
+        cls,
+        store: Store,
+        hub: EventHub,
+        audit: AuditLog,
+        users: Users,
+        clock: Clock,
+        *,
+        archive: ArchiveWriter,
+        drafts: DraftSource,
     ) -> Workflow:
         publisher = Publisher(hub)
         studies = Studies(store, publisher, audit, clock)
@@ -47,6 +57,9 @@ class Workflow:
             intake=Intake(studies),
             notifications=notifications,
             assignment=Assignment(studies, users, notifications),
+            reports=Reports(
+                store, studies, users, notifications, publisher, clock, archive, drafts
+            ),
         )
 
     async def tick(self) -> dict[str, int]:
@@ -55,3 +68,7 @@ class Workflow:
 
 
 WORKFLOW = web.AppKey("workflow", Workflow)
+# Set by the composition root before start-up to plug in the rooms' Yjs drafts and the DICOM
+# gateway's ingest; without them, sign requests carry the text and SRs go to the blob store.
+DRAFT_SOURCE = web.AppKey("workflow_draft_source", DraftSource)
+ARCHIVE_WRITER = web.AppKey("workflow_archive_writer", ArchiveWriter)
