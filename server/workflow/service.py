@@ -16,6 +16,8 @@ from server.auth.tokens import Clock
 from server.auth.users import Users
 from server.hub import EventHub
 from server.store.database import Store
+from server.workflow.ai import AiResults
+from server.workflow.alerts import Alerts
 from server.workflow.assignment import Assignment
 from server.workflow.events import Publisher
 from server.workflow.intake import Intake
@@ -35,6 +37,8 @@ class Workflow:
     notifications: Notifications
     assignment: Assignment
     reports: Reports
+    alerts: Alerts
+    ai: AiResults
 
     @classmethod
     def build(
@@ -51,6 +55,7 @@ class Workflow:
         publisher = Publisher(hub)
         studies = Studies(store, publisher, audit, clock)
         notifications = Notifications(store, users, publisher, clock)
+        alerts = Alerts(store, studies, users, notifications, publisher, clock)
         return cls(
             studies=studies,
             orders=Orders(store, studies, clock),
@@ -60,11 +65,17 @@ class Workflow:
             reports=Reports(
                 store, studies, users, notifications, publisher, clock, archive, drafts
             ),
+            alerts=alerts,
+            ai=AiResults(store, studies, alerts, publisher, clock),
         )
 
     async def tick(self) -> dict[str, int]:
         """One bounded pass of everything the clock drives; returns what it changed."""
-        return {"claims_expired": await self.studies.expire_claims()}
+        return {
+            "claims_expired": await self.studies.expire_claims(),
+            "overdue_flagged": await self.alerts.flag_overdue(),
+            "alerts_escalated": await self.alerts.escalate_due(),
+        }
 
 
 WORKFLOW = web.AppKey("workflow", Workflow)

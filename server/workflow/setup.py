@@ -14,7 +14,8 @@ from server.appkeys import BLOBS, HUB, STORE
 from server.auth.guard import AUTH_SERVICE
 from server.auth.tokens import Clock, utc_now
 from server.store.database import IndexSpec
-from server.workflow import notifications, orders, reports, studies
+from server.workflow import ai, alerts, notifications, orders, reports, studies
+from server.workflow.ai_routes import routes as ai_routes
 from server.workflow.report_routes import routes as report_routes
 from server.workflow.reports import BlobArchiveWriter, NoDrafts
 from server.workflow.routes import routes
@@ -27,6 +28,8 @@ INDEXES: list[IndexSpec] = [
     *orders.INDEXES,
     *notifications.INDEXES,
     *reports.INDEXES,
+    *alerts.INDEXES,
+    *ai.INDEXES,
 ]
 
 # How often the background task looks for expired claims, overdue studies and alerts to
@@ -56,7 +59,7 @@ def setup_workflow(app: web.Application, clock: Clock = utc_now, tick_s: float =
             drafts=app.get(DRAFT_SOURCE) or NoDrafts(),
         )
         app[WORKFLOW] = workflow
-        unsubscribe = workflow.intake.subscribe(app[HUB])
+        unsubscribe = [*workflow.intake.subscribe(app[HUB]), workflow.alerts.subscribe(app[HUB])]
         ticker = asyncio.get_running_loop().create_task(_run_ticks(workflow, tick_s))
         yield
         ticker.cancel()
@@ -68,3 +71,4 @@ def setup_workflow(app: web.Application, clock: Clock = utc_now, tick_s: float =
     app.cleanup_ctx.append(workflow_ctx)
     app.add_routes(routes)
     app.add_routes(report_routes)
+    app.add_routes(ai_routes)
