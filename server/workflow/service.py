@@ -24,6 +24,7 @@ from server.workflow.intake import Intake
 from server.workflow.notifications import Notifications
 from server.workflow.orders import Orders
 from server.workflow.reports import ArchiveWriter, DraftSource, Reports
+from server.workflow.stats import Statistics
 from server.workflow.studies import Studies
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Workflow:
     reports: Reports
     alerts: Alerts
     ai: AiResults
+    stats: Statistics
 
     @classmethod
     def build(
@@ -67,6 +69,7 @@ class Workflow:
             ),
             alerts=alerts,
             ai=AiResults(store, studies, alerts, publisher, clock),
+            stats=Statistics(store),
         )
 
     async def tick(self) -> dict[str, int]:
