@@ -189,3 +189,31 @@ async def statistics(request: web.Request) -> web.Response:
         raise ApiError("bad_request", "until must be after since")
     body = await workflow.stats.compute(name, facility, since, until, now)
     return web.json_response({"name": name, "facility": facility, **body})
+
+
+@routes.get("/api/assignment-rules")
+async def list_rules(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.WORKLIST_ASSIGN)
+    rules = await request.app[WORKFLOW].auto_assign.list_rules(principal.facility)
+    return web.json_response({"rules": [_rule(r) for r in rules]})
+
+
+@routes.post("/api/assignment-rules")
+async def create_rule(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.WORKLIST_ASSIGN)
+    body = await read_json(request, "assignment_rules.create")
+    rule = await request.app[WORKFLOW].auto_assign.add_rule(body, principal)
+    return web.json_response(_rule(rule), status=201)
+
+
+@routes.delete("/api/assignment-rules/{rule_id}")
+async def delete_rule(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.WORKLIST_ASSIGN)
+    await request.app[WORKFLOW].auto_assign.delete_rule(
+        request.match_info["rule_id"], principal.facility
+    )
+    return web.json_response({"ok": True})
+
+
+def _rule(doc: Document) -> dict[str, object]:
+    return {k: doc.get(k) for k in ("modality", "body_part", "readers")} | {"id": doc["_id"]}

@@ -18,7 +18,7 @@ from server.hub import EventHub
 from server.store.database import Store
 from server.workflow.ai import AiResults
 from server.workflow.alerts import Alerts
-from server.workflow.assignment import Assignment
+from server.workflow.assignment import Assignment, AutoAssign
 from server.workflow.events import Publisher
 from server.workflow.intake import Intake
 from server.workflow.notifications import Notifications
@@ -37,6 +37,7 @@ class Workflow:
     intake: Intake
     notifications: Notifications
     assignment: Assignment
+    auto_assign: AutoAssign
     reports: Reports
     alerts: Alerts
     ai: AiResults
@@ -58,12 +59,14 @@ class Workflow:
         studies = Studies(store, publisher, audit, clock)
         notifications = Notifications(store, users, publisher, clock)
         alerts = Alerts(store, studies, users, notifications, publisher, clock)
+        assignment = Assignment(studies, users, notifications)
         return cls(
             studies=studies,
             orders=Orders(store, studies, clock),
             intake=Intake(studies),
             notifications=notifications,
-            assignment=Assignment(studies, users, notifications),
+            assignment=assignment,
+            auto_assign=AutoAssign(store, studies, users, assignment),
             reports=Reports(
                 store, studies, users, notifications, publisher, clock, archive, drafts
             ),

@@ -14,7 +14,7 @@ from server.appkeys import BLOBS, HUB, STORE
 from server.auth.guard import AUTH_SERVICE
 from server.auth.tokens import Clock, utc_now
 from server.store.database import IndexSpec
-from server.workflow import ai, alerts, notifications, orders, reports, studies
+from server.workflow import ai, alerts, assignment, notifications, orders, reports, studies
 from server.workflow.ai_routes import routes as ai_routes
 from server.workflow.report_routes import routes as report_routes
 from server.workflow.reports import BlobArchiveWriter, NoDrafts
@@ -30,6 +30,7 @@ INDEXES: list[IndexSpec] = [
     *reports.INDEXES,
     *alerts.INDEXES,
     *ai.INDEXES,
+    *assignment.INDEXES,
 ]
 
 # How often the background task looks for expired claims, overdue studies and alerts to
@@ -59,7 +60,11 @@ def setup_workflow(app: web.Application, clock: Clock = utc_now, tick_s: float =
             drafts=app.get(DRAFT_SOURCE) or NoDrafts(),
         )
         app[WORKFLOW] = workflow
-        unsubscribe = [*workflow.intake.subscribe(app[HUB]), workflow.alerts.subscribe(app[HUB])]
+        unsubscribe = [
+            *workflow.intake.subscribe(app[HUB]),
+            workflow.alerts.subscribe(app[HUB]),
+            workflow.auto_assign.subscribe(app[HUB]),
+        ]
         ticker = asyncio.get_running_loop().create_task(_run_ticks(workflow, tick_s))
         yield
         ticker.cancel()
