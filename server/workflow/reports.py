@@ -62,7 +62,10 @@ class DraftSource(Protocol):
 
 
 class ArchiveWriter(Protocol):
-    async def ingest(self, data: bytes) -> object: ...
+    """Stores one DICOM object in the archive on behalf of a facility (the gateway's ingest:
+    ``Ingest.open(Upload(facility, "import"))``, ``ingest(upload, data)``, ``close(upload)``)."""
+
+    async def ingest(self, data: bytes, facility: str) -> object: ...
 
 
 class NoDrafts:
@@ -83,7 +86,7 @@ class BlobArchiveWriter:
     def key(sop_instance_uid: str) -> str:
         return f"reports/{sharded_key(sop_instance_uid + '.dcm')}"
 
-    async def ingest(self, data: bytes) -> object:
+    async def ingest(self, data: bytes, facility: str) -> object:
         uid = await asyncio.to_thread(_sop_instance_uid, data)
         await self._blobs.put(self.key(uid), data)
         return uid
@@ -325,7 +328,7 @@ class Reports:
             facility_name=name,
         )
         try:
-            await self.archive.ingest(data)
+            await self.archive.ingest(data, study["facility"])
         except Exception:
             log.exception("storing the report SR failed", extra={"study": study["_id"]})
             return

@@ -63,7 +63,7 @@ class Workflow:
         return cls(
             studies=studies,
             orders=Orders(store, studies, clock),
-            intake=Intake(studies),
+            intake=Intake(store, studies),
             notifications=notifications,
             assignment=assignment,
             auto_assign=AutoAssign(store, studies, users, assignment),
