@@ -12,6 +12,7 @@ annotation, and, at warning or critical severity, raises an alert and bumps the 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import uuid
@@ -25,6 +26,7 @@ from server.auth.tokens import Clock
 from server.http.errors import ApiError
 from server.store.database import Document, IndexSpec, Store
 from server.workflow import events
+from server.workflow.ai_sr import SrError, read_findings
 from server.workflow.alerts import PRIORITY_FOR, Alerts
 from server.workflow.events import Publisher, iso
 from server.workflow.status import Priority, higher
@@ -188,6 +190,16 @@ class AiResults:
             study["facility"],
         )
         return finding
+
+    async def intake_sr(self, engine: Document, data: bytes) -> list[Document]:
+        """Every finding of an SR, or none: all are parsed, validated and matched first."""
+        try:
+            parsed = await asyncio.to_thread(read_findings, data)
+        except SrError as exc:
+            raise ApiError("validation_failed", f"Malformed AI SR: {exc}") from None
+        for body in parsed.bodies:
+            await self._study_for(engine, body)
+        return [await self.intake(engine, body) for body in parsed.bodies]
 
     async def for_study(self, study_id: str) -> list[dict[str, Any]]:
         docs = [d async for d in self.findings.find({"study_id": study_id}).sort("created_at", 1)]
