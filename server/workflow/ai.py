@@ -37,6 +37,7 @@ FINDINGS = "ai_findings"
 FEEDBACK = "ai_feedback"
 INDEXES = [
     IndexSpec(ENGINES, [("key_hash", 1)], unique=True),
+    IndexSpec(ENGINES, [("ae_title", 1)]),
     IndexSpec(FINDINGS, [("study_id", 1), ("created_at", 1)]),
     IndexSpec(FINDINGS, [("facility", 1), ("created_at", -1)]),
     IndexSpec(FEEDBACK, [("finding_id", 1)]),
@@ -86,6 +87,8 @@ class AiResults:
     async def register(
         self, name: str, facility: str | None, ae_title: str | None, principal: Principal
     ) -> str:
+        if ae_title and await self.engines.find_one({"ae_title": ae_title}):
+            raise ApiError("conflict", f"AE title {ae_title!r} already belongs to an AI engine.")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         doc: Document = {
             "_id": name,

@@ -11,7 +11,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from server.appkeys import STORE
+from server.appkeys import BLOBS, HUB, STORE
+from server.hub import DomainEvent
 from server.workflow.ai_sr import SrError, read_findings
 from tests.workflow.conftest import WorkflowHarness
 
@@ -201,3 +202,56 @@ def test_reader_refuses_deep_trees() -> None:
         item = wrapper
     with pytest.raises(SrError, match="deeper"):
         read_findings(make_sr("1.2.3", [item]))
+
+
+async def store_from_ae(h: WorkflowHarness, calling_ae: str, data: bytes, sop_class: str) -> str:
+    """What the gateway does for a C-STORE: index, keep the blob, announce on the hub."""
+    sop_uid = generate_uid()
+    blob = f"test/{sop_uid}.dcm"
+    await h.noctis.app[BLOBS].put(blob, data)
+    await h.noctis.app[STORE]["dicom_instances"].insert_one(
+        {"_id": sop_uid, "facility": "main", "sop_class_uid": sop_class, "blob": blob}
+    )
+    hub = h.noctis.app[HUB]
+    upload = {"upload_id": f"u-{sop_uid}"}
+    await hub.publish(
+        DomainEvent("dicom.association.opened", {**upload, "calling_ae": calling_ae}, "main")
+    )
+    await hub.publish(
+        DomainEvent(
+            "dicom.instance.stored",
+            {**upload, "sop_instance_uid": sop_uid, "duplicate": False},
+            "main",
+        )
+    )
+    await hub.publish(DomainEvent("dicom.association.closed", upload, "main"))
+    return sop_uid
+
+
+async def test_sr_by_c_store_from_a_registered_ae(harness: WorkflowHarness) -> None:
+    await harness.call(
+        "POST", "/api/ai/engines", "admin", {"name": "lungnet", "ae_title": "LUNGAI"}, 201
+    )
+    dup = await harness.call(
+        "POST", "/api/ai/engines", "admin", {"name": "other", "ae_title": "LUNGAI"}, 409
+    )
+    assert dup["error"]["code"] == "conflict"
+    study = await harness.order()
+    uid = study["study_instance_uid"]
+    good = make_sr(uid, [finding_item("Nodule", "warning", 0.7)])
+    await store_from_ae(harness, "LUNGAI", good, COMPREHENSIVE_SR)
+    findings = await harness.call("GET", f"/api/studies/{study['id']}/findings", "rad1")
+    assert [(f["engine"], f["finding_type"]) for f in findings["findings"]] == [
+        ("lungnet", "nodule")
+    ]
+    # The same SR from an AE that is no engine is just an object in the archive.
+    await store_from_ae(harness, "MODALITY1", good, COMPREHENSIVE_SR)
+    # A malformed SR from the engine: audited with the reason, nothing stored.
+    bad = make_sr(uid, [finding_item("Nodule", None, 0.7)])
+    sop_uid = await store_from_ae(harness, "LUNGAI", bad, COMPREHENSIVE_SR)
+    store = harness.noctis.app[STORE]
+    assert await store["ai_findings"].count_documents({}) == 1
+    audit = await store["audit"].find_one({"action": "ai.sr", "outcome": "failure"})
+    assert audit is not None
+    assert audit["target"] == sop_uid
+    assert "no Severity" in audit["details"]["reason"]
