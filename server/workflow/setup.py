@@ -66,6 +66,7 @@ def setup_workflow(app: web.Application, clock: Clock = utc_now, tick_s: float =
             workflow.alerts.subscribe(app[HUB]),
             workflow.auto_assign.subscribe(app[HUB]),
             *workflow.ai_store.subscribe(app[HUB]),
+            workflow.notifications.subscribe(app[HUB]),
         ]
         ticker = asyncio.get_running_loop().create_task(_run_ticks(workflow, tick_s))
         yield
