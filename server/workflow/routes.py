@@ -13,7 +13,7 @@ from server.store.database import Document
 from server.workflow import notifications, query, stats
 from server.workflow.service import WORKFLOW
 from server.workflow.status import Priority, Status
-from server.workflow.studies import actor_of, public
+from server.workflow.studies import public
 
 routes = web.RouteTableDef()
 
@@ -82,15 +82,19 @@ async def get_study(request: web.Request) -> web.Response:
 async def change_status(request: web.Request) -> web.Response:
     principal = await require(request, Permission.WORKLIST_READ)
     body = await read_json(request, "studies.status")
-    studies = request.app[WORKFLOW].studies
-    study_id = request.match_info["study_id"]
-    await studies.visible(study_id, principal)
-    doc = await studies.transition(
-        study_id,
-        Status(body["status"]),
-        actor_role=actor_of(principal),
-        actor_name=principal.username,
-        reason=body.get("reason"),
+    doc = await request.app[WORKFLOW].studies.set_status(
+        request.match_info["study_id"], Status(body["status"]), principal, body.get("reason")
+    )
+    return _study_response(request, doc)
+
+
+@routes.post("/api/studies/{study_id}/report/preliminary")
+async def preliminary(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.REPORTS_SIGN)
+    if request.body_exists:
+        await read_json(request, "reports.preliminary")
+    doc = await request.app[WORKFLOW].studies.set_status(
+        request.match_info["study_id"], Status.PRELIMINARY, principal, "preliminary report"
     )
     return _study_response(request, doc)
 

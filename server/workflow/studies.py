@@ -324,6 +324,39 @@ class Studies:
             return updated
         raise ApiError("stale_version", "The study kept changing; reload and try again.")
 
+    async def set_status(
+        self, study_id: str, target: Status, principal: Principal, reason: str | None
+    ) -> Document:
+        """A status change asked for directly. Moves that belong to a step with its own rules
+        are refused here and named: reading is a claim, final a signature, amended an addendum,
+        back to unread a release; preliminary needs the claim."""
+        doc = await self.visible(study_id, principal)
+        current = Status(doc["status"])
+        owned = {
+            Status.READING: "claim the study",
+            Status.FINAL: "sign the report",
+            Status.AMENDED: "sign an addendum",
+        }
+        if target in owned:
+            raise ApiError("invalid_transition", f"To make a study {target}, {owned[target]}.")
+        if current is Status.READING and target is Status.UNREAD:
+            raise ApiError("invalid_transition", "To put a study back, release the claim.")
+        expect = None
+        if target is Status.PRELIMINARY:
+
+            def expect(current_doc: Document) -> None:
+                if self.require_claim(current_doc, principal):
+                    raise ApiError("claim_required", "Claim the study to mark it preliminary.")
+
+        return await self.transition(
+            study_id,
+            target,
+            actor_role=actor_of(principal),
+            actor_name=principal.username,
+            reason=reason,
+            expect=expect,
+        )
+
     async def set_priority(
         self, doc: Document, priority: Priority, *, actor: str, reason: str | None = None
     ) -> Document:
