@@ -35,7 +35,7 @@ from server.http.errors import ApiError
 from server.store.blobs import BlobStore, sharded_key
 from server.store.database import Document, IndexSpec, Store
 from server.workflow import events
-from server.workflow.events import Publisher, iso
+from server.workflow.events import IS_NULL, Publisher, iso
 from server.workflow.notifications import Notifications
 from server.workflow.pdf import render_pdf
 from server.workflow.sr import build_sr
@@ -48,11 +48,15 @@ COLLECTION = "reports"
 PROFILES = "facility_profiles"
 TEMPLATES = "report_templates"
 MACROS = "report_macros"
+EXPORTS = "report_exports"
+EXPORT_RETRY_S = 60.0
+EXPORT_RETRY_MAX_S = 3600.0
 INDEXES = [
     IndexSpec(COLLECTION, [("study_id", 1), ("version", 1)], unique=True),
     IndexSpec(COLLECTION, [("facility", 1), ("signed_at", -1)]),
     IndexSpec(TEMPLATES, [("facility", 1), ("modality", 1), ("body_part", 1)]),
     IndexSpec(MACROS, [("facility", 1), ("owner", 1), ("name", 1)], unique=True),
+    IndexSpec(EXPORTS, [("next_at", 1)]),
 ]
 _MACRO = re.compile(r"(?<![\w.])\.([a-z0-9_-]{1,32})\b")
 
@@ -161,6 +165,7 @@ class Reports:
         self.profiles = store[PROFILES]
         self.templates = store[TEMPLATES]
         self.macros = store[MACROS]
+        self.exports = store[EXPORTS]
         self._studies = studies
         self._users = users
         self._notifications = notifications
@@ -283,7 +288,7 @@ class Reports:
             facility=study["facility"],
             details={"version": version["version"], "sha256": version["sha256"]},
         )
-        await self._store_sr(study, version)
+        await self._export(study, version)
         await self._publisher.publish(
             events.REPORT_SIGNED,
             {
@@ -312,30 +317,72 @@ class Reports:
                 study_id=study["_id"],
             )
 
-    async def _store_sr(self, study: Document, version: Document) -> None:
-        """Write the SR; a failing archive is logged and retried by nobody but never loses the
-        signed version, which is already stored and can be re-exported."""
-        current = await self._studies.get(study["_id"])
-        versions = await self.versions(study["_id"])
-        name, _ = await self.facility_profile(study["facility"])
-        series_uid = current.get("report_series_uid") or new_study_uid()
+    async def _export(self, study: Document, version: Document) -> None:
+        """Send the SR to the archive; if the archive fails, queue it so the tick retries it.
+        The signed version itself is already stored, so nothing is lost either way."""
+        try:
+            await self._store_sr(study["_id"], version["version"])
+        except Exception as exc:
+            log.exception("storing the report SR failed", extra={"study": study["_id"]})
+            await self.exports.replace_one(
+                {"_id": version["sr_sop_instance_uid"]},
+                {
+                    "_id": version["sr_sop_instance_uid"],
+                    "study_id": study["_id"],
+                    "version": version["version"],
+                    "attempts": 1,
+                    "next_at": self._clock().timestamp() + EXPORT_RETRY_S,
+                    "last_error": str(exc)[:500],
+                },
+                upsert=True,
+            )
+
+    async def retry_exports(self, limit: int = 20) -> int:
+        """Retry SRs the archive refused, with a growing pause; one bounded pass."""
+        now = self._clock().timestamp()
+        pending = [d async for d in self.exports.find({"next_at": {"$lt": now}}).limit(limit)]
+        done = 0
+        for entry in pending:
+            try:
+                await self._store_sr(entry["study_id"], entry["version"])
+            except Exception as exc:
+                attempts = int(entry["attempts"]) + 1
+                await self.exports.update_one(
+                    {"_id": entry["_id"]},
+                    {
+                        "$set": {
+                            "attempts": attempts,
+                            "next_at": now + min(EXPORT_RETRY_MAX_S, EXPORT_RETRY_S * 2**attempts),
+                            "last_error": str(exc)[:500],
+                        }
+                    },
+                )
+                continue
+            await self.exports.delete_one({"_id": entry["_id"]})
+            done += 1
+        return done
+
+    async def _store_sr(self, study_id: str, number: int) -> None:
+        """Build the SR of the report up to version ``number`` and hand it to the archive."""
+        current = await self._studies.get(study_id)
+        if current.get("report_series_uid") is None:
+            # Every SR of a study goes into one series; the first writer picks its UID.
+            await self._studies.collection.update_one(
+                {"_id": study_id, "report_series_uid": IS_NULL},
+                {"$set": {"report_series_uid": new_study_uid()}},
+            )
+            current = await self._studies.get(study_id)
+        versions = [v for v in await self.versions(study_id) if v["version"] <= number]
+        name, _ = await self.facility_profile(current["facility"])
         data = await asyncio.to_thread(
             build_sr,
             current,
             versions,
-            sop_instance_uid=version["sr_sop_instance_uid"],
-            series_instance_uid=series_uid,
+            sop_instance_uid=versions[-1]["sr_sop_instance_uid"],
+            series_instance_uid=current["report_series_uid"],
             facility_name=name,
         )
-        try:
-            await self.archive.ingest(data, study["facility"])
-        except Exception:
-            log.exception("storing the report SR failed", extra={"study": study["_id"]})
-            return
-        if current.get("report_series_uid") is None:
-            await self._studies.collection.update_one(
-                {"_id": study["_id"]}, {"$set": {"report_series_uid": series_uid}}
-            )
+        await self.archive.ingest(data, current["facility"])
 
     # -- templates and macros --------------------------------------------------------------
 

@@ -6,7 +6,6 @@ time-dependent behaviour by calling ``tick()`` instead of waiting for the backgr
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -28,8 +27,6 @@ from server.workflow.orders import Orders
 from server.workflow.reports import ArchiveWriter, DraftSource, Reports
 from server.workflow.stats import Statistics
 from server.workflow.studies import Studies
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -87,6 +84,7 @@ class Workflow:
             "claims_expired": await self.studies.expire_claims(),
             "overdue_flagged": await self.alerts.flag_overdue(),
             "alerts_escalated": await self.alerts.escalate_due(),
+            "reports_exported": await self.reports.retry_exports(),
         }
 
 

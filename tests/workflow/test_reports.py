@@ -298,3 +298,43 @@ async def test_sign_body_is_validated(harness: WorkflowHarness, body: Any) -> No
     error = await harness.call("POST", f"/api/studies/{sid}/report/sign", "rad1", body, 422)
     assert error["error"]["code"] == "validation_failed"
     assert await harness.noctis.app[STORE]["reports"].count_documents({}) == 0
+
+
+class DownArchive:
+    """An archive that refuses the first ``failures`` objects, then keeps what it gets."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.kept: list[tuple[bytes, str]] = []
+
+    async def ingest(self, data: bytes, facility: str) -> object:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("archive unavailable")
+        self.kept.append((data, facility))
+        return None
+
+
+async def test_sr_export_is_retried_until_the_archive_takes_it(harness: WorkflowHarness) -> None:
+    archive = DownArchive(failures=2)
+    harness.workflow.reports.archive = archive
+    sid = await claimed_study(harness)
+    version = await harness.call(
+        "POST", f"/api/studies/{sid}/report/sign", "rad1", {"text": REPORT}, 201
+    )
+    exports = harness.noctis.app[STORE]["report_exports"]
+    pending = await exports.find_one({"_id": version["sr_sop_instance_uid"]})
+    assert pending is not None
+    assert "archive unavailable" in pending["last_error"]
+    assert (await harness.workflow.tick())["reports_exported"] == 0
+    harness.clock.advance(61)
+    assert (await harness.workflow.tick())["reports_exported"] == 0
+    assert archive.kept == []
+    harness.clock.advance(3600)
+    assert (await harness.workflow.tick())["reports_exported"] == 1
+    assert await exports.count_documents({}) == 0
+    data, facility = archive.kept[0]
+    assert facility == "main"
+    ds = dcmread(io.BytesIO(data))
+    assert ds.SOPInstanceUID == version["sr_sop_instance_uid"]
+    assert ds.ContentSequence[0].TextValue == REPORT
