@@ -95,13 +95,7 @@ async def my_reports(request: web.Request) -> web.Response:
     workflow = request.app[WORKFLOW]
     statuses = {"$in": sorted(s.value for s in REPORTED)}
     if principal.role is Role.REFERRING_PHYSICIAN:
-        match = {
-            "status": statuses,
-            "$or": [
-                {"referring_physician": principal.username},
-                {"invited": principal.username},
-            ],
-        }
+        match = {"status": statuses, "report_readers": principal.username}
     else:
         match = {"status": statuses, "facility": principal.facility}
     cursor = (

@@ -63,12 +63,19 @@ async def worklist(request: web.Request) -> web.Response:
     studies = request.app[WORKFLOW].studies
     now = studies.now()
     match = parsed.mongo_filter(now)
-    cursor = studies.collection.find(match).sort(query.SORT).skip(parsed.offset).limit(parsed.limit)
-    items = [public(doc, now) async for doc in cursor]
-    total = await studies.collection.count_documents(match)
-    return web.json_response(
-        {"items": items, "total": total, "limit": parsed.limit, "offset": parsed.offset}
-    )
+    # One row more than the page says whether another page follows; an exact total costs a
+    # scan of every match on the embedded store, so it is computed only when asked for.
+    cursor = studies.collection.find(match).sort(query.SORT).skip(parsed.offset)
+    rows = [public(doc, now) async for doc in cursor.limit(parsed.limit + 1)]
+    body: dict[str, object] = {
+        "items": rows[: parsed.limit],
+        "has_more": len(rows) > parsed.limit,
+        "limit": parsed.limit,
+        "offset": parsed.offset,
+    }
+    if query.flag(request.query, "count"):
+        body["total"] = await studies.collection.count_documents(match)
+    return web.json_response(body)
 
 
 @routes.get("/api/studies/{study_id}")

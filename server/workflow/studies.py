@@ -28,7 +28,7 @@ from server.auth.tokens import Clock
 from server.http.errors import ApiError
 from server.store.database import Document, IndexSpec, Store
 from server.workflow import events
-from server.workflow.events import IS_NULL, Publisher, iso
+from server.workflow.events import Publisher, iso
 from server.workflow.status import (
     AWAITING_REPORT,
     CLAIMABLE,
@@ -47,10 +47,10 @@ INDEXES = [
     IndexSpec(COLLECTION, [("facility", 1), ("priority_rank", 1), ("created_at", 1)]),
     IndexSpec(COLLECTION, [("facility", 1), ("status", 1), ("priority_rank", 1)]),
     IndexSpec(COLLECTION, [("facility", 1), ("assigned_to", 1), ("priority_rank", 1)]),
-    IndexSpec(COLLECTION, [("facility", 1), ("claimed_by", 1)]),
+    IndexSpec(COLLECTION, [("facility", 1), ("owners", 1), ("priority_rank", 1)]),
     IndexSpec(COLLECTION, [("facility", 1), ("due_at", 1)]),
     IndexSpec(COLLECTION, [("claim_expires_at", 1)]),
-    IndexSpec(COLLECTION, [("referring_physician", 1)]),
+    IndexSpec(COLLECTION, [("report_readers", 1), ("reported_at", -1)]),
 ]
 
 CLAIM_TTL_S = 30 * 60.0
@@ -69,6 +69,18 @@ def new_accession() -> str:
 
 def search_text(patient_name: str, patient_id: str, accession: str) -> str:
     return " ".join((patient_name.replace("^", " "), patient_id, accession)).lower()
+
+
+def derived(row: Mapping[str, Any]) -> Document:
+    """Lists kept beside the fields they come from, so "mine" and "reports I may read" are one
+    indexed equality each instead of an ``$or``, which the embedded store answers by scanning
+    every row. Recomputed on every write that can change their sources."""
+    owners = {row.get("assigned_to"), row.get("claimed_by")}
+    readers = {row.get("referring_physician"), *(row.get("invited") or [])}
+    return {
+        "owners": sorted(o for o in owners if o),
+        "report_readers": sorted(r for r in readers if r),
+    }
 
 
 def actor_of(principal: Principal) -> str:
@@ -228,6 +240,7 @@ class Studies:
             "search": search_text(new.patient_name, new.patient_id, accession),
             "version": 1,
         }
+        doc.update(derived(doc))
         try:
             await self.collection.insert_one(doc)
         except DuplicateKeyError:
@@ -254,6 +267,7 @@ class Studies:
         """Set plain fields on a row, conditional on the version read, and publish."""
         fields = dict(changes)
         fields["updated_at"] = self.now()
+        fields.update(derived({**doc, **fields}))
         updated = await self.collection.find_one_and_update(
             {"_id": doc["_id"], "version": doc["version"]},
             {"$set": fields, "$inc": {"version": 1}},
@@ -304,6 +318,7 @@ class Studies:
             if target is Status.FINAL and doc.get("reported_at") is None:
                 fields["reported_at"] = now
             fields.update(extra or {})
+            fields.update(derived({**doc, **fields}))
             updated = await self.collection.find_one_and_update(
                 {"_id": study_id, "status": current.value, "version": doc["version"]},
                 {"$set": fields, "$inc": {"version": 1}},
@@ -390,17 +405,11 @@ class Studies:
             if current is Status.UNREAD:
                 check_transition(current, Status.READING, actor_of(principal))
                 fields.update(status=Status.READING.value, status_at=now)
-            condition: Document = {
-                "_id": study_id,
-                "status": current.value,
-                "$or": [
-                    {"claimed_by": IS_NULL},
-                    {"claimed_by": principal.username},
-                    {"claim_expires_at": {"$lt": now}},
-                ],
-            }
+            fields.update(derived({**doc, **fields}))
+            # Conditional on the version read: the claim checked free above is still free, so
+            # of two racing readers exactly one write matches.
             updated = await self.collection.find_one_and_update(
-                condition,
+                {"_id": study_id, "version": doc["version"]},
                 {"$set": fields, "$inc": {"version": 1}},
                 return_document=ReturnDocument.AFTER,
             )
@@ -419,7 +428,7 @@ class Studies:
                 await self._status_event(doc, current, Status.READING, principal.username, now)
             await self._changed(updated, "claim")
             return updated
-        raise ApiError("already_claimed", "Somebody else claimed the study first.")
+        raise ApiError("stale_version", "The study kept changing; try again.")
 
     def _check_free(self, doc: Mapping[str, Any], username: str, now: float) -> None:
         holder = doc.get("claimed_by")
@@ -461,6 +470,7 @@ class Studies:
             if current is Status.READING:
                 check_transition(current, Status.UNREAD, actor_of(principal))
                 fields.update(status=Status.UNREAD.value, status_at=now)
+            fields.update(derived({**doc, **fields}))
             updated = await self.collection.find_one_and_update(
                 {"_id": study_id, "version": doc["version"]},
                 {"$set": fields, "$inc": {"version": 1}},
@@ -494,6 +504,7 @@ class Studies:
             if back_to_queue:
                 check_transition(Status.READING, Status.UNREAD, SYSTEM)
                 fields.update(status=Status.UNREAD.value, status_at=now)
+            fields.update(derived({**doc, **fields}))
             updated = await self.collection.find_one_and_update(
                 {"_id": doc["_id"], "version": doc["version"]},
                 {"$set": fields, "$inc": {"version": 1}},
