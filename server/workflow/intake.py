@@ -33,6 +33,7 @@ from server.workflow.studies import NewStudy, Studies
 log = logging.getLogger(__name__)
 
 ARCHIVE_STUDIES = "dicom_studies"
+NOT_IMAGES = frozenset({"SR", "PR", "KO", "SEG", "REG", "RWV", "DOC"})
 MPPS_STATES = ("IN PROGRESS", "COMPLETED", "DISCONTINUED")
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _ACCESSION = re.compile(r"^[^\\\x00-\x1f]{1,16}$")
@@ -144,7 +145,9 @@ class Intake:
 
     async def instance_stored(self, event: DomainEvent) -> None:
         uid = check_uid(event.data.get("study_instance_uid"))
-        if event.data.get("duplicate") is True:
+        if event.data.get("duplicate") is True or event.data.get("modality") in NOT_IMAGES:
+            # Reports, presentation states and AI results are not images to read: they neither
+            # count nor open a worklist row of their own.
             return
         doc = await self._row_for(uid, event.facility or DEFAULT_FACILITY)
         await self._studies.collection.update_one({"_id": doc["_id"]}, {"$inc": {"images": 1}})

@@ -9,14 +9,13 @@ everything above plus the accession number, so any later edit is detectable),
 The draft lives in the study room's Yjs document (rooms/). The workflow reads it through the
 ``DraftSource`` protocol that the composition root wires in; until then, and whenever a client
 sends it, the final text comes with the sign request. The SR goes to the archive through the
-``ArchiveWriter`` protocol, the DICOM gateway's ingest once it is wired.
+``ArchiveWriter`` protocol (``archive.DicomArchiveWriter``: the gateway's ingest).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 import logging
 import re
@@ -24,7 +23,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from pydicom import dcmread
 from pymongo.errors import DuplicateKeyError
 
 from server.auth.roles import Permission, Role
@@ -32,7 +30,6 @@ from server.auth.service import Principal
 from server.auth.tokens import Clock
 from server.auth.users import Users
 from server.http.errors import ApiError
-from server.store.blobs import BlobStore, sharded_key
 from server.store.database import Document, IndexSpec, Store
 from server.workflow import events
 from server.workflow.events import IS_NULL, Publisher, iso
@@ -77,27 +74,6 @@ class NoDrafts:
 
     async def draft_text(self, study_uid: str) -> str | None:
         return None
-
-
-class BlobArchiveWriter:
-    """Keep the SR bytes in the blob store, keyed by SOP Instance UID, until the DICOM ingest
-    (which also indexes them) is wired in its place."""
-
-    def __init__(self, blobs: BlobStore) -> None:
-        self._blobs = blobs
-
-    @staticmethod
-    def key(sop_instance_uid: str) -> str:
-        return f"reports/{sharded_key(sop_instance_uid + '.dcm')}"
-
-    async def ingest(self, data: bytes, facility: str) -> object:
-        uid = await asyncio.to_thread(_sop_instance_uid, data)
-        await self._blobs.put(self.key(uid), data)
-        return uid
-
-
-def _sop_instance_uid(data: bytes) -> str:
-    return str(dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID)
 
 
 def content_hash(version: Mapping[str, Any]) -> str:

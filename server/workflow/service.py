@@ -89,7 +89,7 @@ class Workflow:
 
 
 WORKFLOW = web.AppKey("workflow", Workflow)
-# Set by the composition root before start-up to plug in the rooms' Yjs drafts and the DICOM
-# gateway's ingest; without them, sign requests carry the text and SRs go to the blob store.
+# Set by the composition root before start-up to plug in the rooms' Yjs drafts (without one,
+# sign requests carry the text) or another archive than the DICOM gateway's ingest.
 DRAFT_SOURCE = web.AppKey("workflow_draft_source", DraftSource)
 ARCHIVE_WRITER = web.AppKey("workflow_archive_writer", ArchiveWriter)

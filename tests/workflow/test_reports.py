@@ -15,8 +15,9 @@ from PIL import Image
 from pydicom import dcmread
 from pypdf import PdfReader
 
-from server.appkeys import BLOBS, STORE
-from server.workflow.reports import BlobArchiveWriter, content_hash
+from server.appkeys import STORE
+from server.dicom.archive import ARCHIVE
+from server.workflow.reports import content_hash
 from server.workflow.sr import BASIC_TEXT_SR
 from tests.support.programs import require_program
 from tests.workflow.conftest import WorkflowHarness
@@ -161,9 +162,7 @@ async def test_sr_round_trips_through_the_archive(harness: WorkflowHarness) -> N
         "POST", f"/api/studies/{sid}/report/sign", "rad1", {"text": REPORT}, 201
     )
     row = await harness.call("GET", f"/api/studies/{sid}", "rad1")
-    data = await harness.noctis.app[BLOBS].get(
-        BlobArchiveWriter.key(version["sr_sop_instance_uid"])
-    )
+    data = await harness.noctis.app[ARCHIVE].instance_bytes(version["sr_sop_instance_uid"])
     ds = dcmread(io.BytesIO(data))
     assert ds.SOPClassUID == BASIC_TEXT_SR
     assert ds.SOPInstanceUID == version["sr_sop_instance_uid"]
@@ -179,9 +178,7 @@ async def test_sr_round_trips_through_the_archive(harness: WorkflowHarness) -> N
     )
     second = dcmread(
         io.BytesIO(
-            await harness.noctis.app[BLOBS].get(
-                BlobArchiveWriter.key(addendum["sr_sop_instance_uid"])
-            )
+            await harness.noctis.app[ARCHIVE].instance_bytes(addendum["sr_sop_instance_uid"])
         )
     )
     assert second.SeriesInstanceUID == ds.SeriesInstanceUID
@@ -197,7 +194,7 @@ async def test_dcmdump_reads_the_sr(harness: WorkflowHarness, tmp_path: Any) -> 
     )
     path = tmp_path / "sr.dcm"
     path.write_bytes(
-        await harness.noctis.app[BLOBS].get(BlobArchiveWriter.key(version["sr_sop_instance_uid"]))
+        await harness.noctis.app[ARCHIVE].instance_bytes(version["sr_sop_instance_uid"])
     )
     process = await asyncio.create_subprocess_exec(
         dcmdump, "+U8", str(path), stdout=PIPE, stderr=PIPE
