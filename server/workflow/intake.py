@@ -100,7 +100,11 @@ class Intake:
                 # The modality ignored the worklist's UID: the images' UID is the truth.
                 try:
                     return await self._studies.update_fields(
-                        doc, {"study_instance_uid": uid}, actor=SYSTEM, action="study.uid"
+                        doc,
+                        {"study_instance_uid": uid},
+                        actor=SYSTEM,
+                        action="study.uid",
+                        retry=True,
                     )
                 except DuplicateKeyError:
                     log.warning("study %s: UID %s belongs to another row", doc["_id"], uid)

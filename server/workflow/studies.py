@@ -262,18 +262,33 @@ class Studies:
     # -- changing --------------------------------------------------------------------------
 
     async def update_fields(
-        self, doc: Document, changes: Mapping[str, Any], *, actor: str, action: str
+        self,
+        doc: Document,
+        changes: Mapping[str, Any],
+        *,
+        actor: str,
+        action: str,
+        retry: bool = False,
     ) -> Document:
-        """Set plain fields on a row, conditional on the version read, and publish."""
-        fields = dict(changes)
-        fields["updated_at"] = self.now()
-        fields.update(derived({**doc, **fields}))
-        updated = await self.collection.find_one_and_update(
-            {"_id": doc["_id"], "version": doc["version"]},
-            {"$set": fields, "$inc": {"version": 1}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if updated is None:
+        """Set plain fields on a row, conditional on the version read, and publish.
+
+        A person's change answers 409 when the row moved meanwhile (they saw an old row). The
+        server's own changes (``retry``), whose values do not depend on what else moved, are
+        re-applied to the fresh row instead, so unrelated churn never loses them.
+        """
+        for _ in range(_MAX_RETRIES if retry else 1):
+            fields = dict(changes)
+            fields["updated_at"] = self.now()
+            fields.update(derived({**doc, **fields}))
+            updated = await self.collection.find_one_and_update(
+                {"_id": doc["_id"], "version": doc["version"]},
+                {"$set": fields, "$inc": {"version": 1}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if updated is not None:
+                break
+            doc = await self.get(doc["_id"])
+        else:
             raise ApiError("stale_version", "The study changed meanwhile; reload and try again.")
         await self._audit.record(
             actor=actor,
@@ -373,7 +388,13 @@ class Studies:
         )
 
     async def set_priority(
-        self, doc: Document, priority: Priority, *, actor: str, reason: str | None = None
+        self,
+        doc: Document,
+        priority: Priority,
+        *,
+        actor: str,
+        reason: str | None = None,
+        retry: bool = False,
     ) -> Document:
         changes: Document = {"priority": priority.value, "priority_rank": PRIORITY_RANK[priority]}
         if doc.get("arrived_at") is not None:
@@ -381,7 +402,9 @@ class Studies:
             changes["overdue_alerted"] = False
         if reason:
             changes["priority_reason"] = reason
-        return await self.update_fields(doc, changes, actor=actor, action="study.priority")
+        return await self.update_fields(
+            doc, changes, actor=actor, action="study.priority", retry=retry
+        )
 
     # -- claims ----------------------------------------------------------------------------
 

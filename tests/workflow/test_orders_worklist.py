@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from server.appkeys import HUB, STORE
 from server.auth.roles import Role
+from server.http.errors import ApiError
 from server.hub import DomainEvent
 from server.workflow.query import WorklistQuery
 from server.workflow.status import Status
@@ -385,3 +388,18 @@ def test_filters_merge_into_one_flat_filter() -> None:
     }
     nothing = WorklistQuery(facilities=None, username="x", unread=True, statuses=(Status.FINAL,))
     assert nothing.mongo_filter(0.0) == {"status": {"$in": []}}
+
+
+async def test_server_changes_survive_churn_people_see_409(harness: WorkflowHarness) -> None:
+    study = await harness.order()
+    studies = harness.workflow.studies
+    stale = await studies.get(study["id"])
+    await studies.collection.update_one({"_id": study["id"]}, {"$inc": {"version": 1}})
+    with pytest.raises(ApiError) as caught:
+        await studies.update_fields(stale, {"body_part": "HEAD"}, actor="tech", action="t")
+    assert caught.value.code == "stale_version"
+    done = await studies.update_fields(
+        stale, {"body_part": "HEAD"}, actor="system", action="t", retry=True
+    )
+    assert done["body_part"] == "HEAD"
+    assert done["version"] == stale["version"] + 2
