@@ -34,6 +34,7 @@ from server.store.database import Document, IndexSpec, Store
 from server.workflow import events
 from server.workflow.events import IS_NULL, Publisher, iso
 from server.workflow.notifications import Notifications
+from server.workflow.orders import PROFILES
 from server.workflow.pdf import render_pdf
 from server.workflow.sr import build_sr
 from server.workflow.status import REPORTED, Status
@@ -42,7 +43,6 @@ from server.workflow.studies import Studies, actor_of, new_study_uid
 log = logging.getLogger(__name__)
 
 COLLECTION = "reports"
-PROFILES = "facility_profiles"
 TEMPLATES = "report_templates"
 MACROS = "report_macros"
 EXPORTS = "report_exports"

@@ -403,3 +403,22 @@ async def test_server_changes_survive_churn_people_see_409(harness: WorkflowHarn
     )
     assert done["body_part"] == "HEAD"
     assert done["version"] == stale["version"] + 2
+
+
+async def test_step_dates_are_local_to_the_facility(harness: WorkflowHarness) -> None:
+    bad = await harness.call(
+        "PUT",
+        "/api/facilities/main/profile",
+        "admin",
+        {"name": "M", "timezone": "Mars/Olympus"},
+        422,
+    )
+    assert "time zone" in bad["error"]["message"]
+    await harness.call(
+        "PUT", "/api/facilities/main/profile", "admin", {"name": "M", "timezone": "Europe/Paris"}
+    )
+    await harness.call("PUT", "/api/facilities/main/profile", "tech", {"name": "M"}, status=403)
+    await harness.order(accession_number="TZ1", scheduled_at="2026-03-02T23:30:00Z")
+    step = await harness.noctis.app[STORE]["scheduled_procedures"].find_one({"_id": "TZ1"})
+    assert step is not None
+    assert (step["step"]["start_date"], step["step"]["start_time"]) == ("20260303", "003000")

@@ -120,13 +120,13 @@ async def test_pdf_contains_the_report_and_branding(harness: WorkflowHarness) ->
     Image.new("RGB", (40, 20), (200, 30, 30)).save(logo, format="PNG")
     await harness.call(
         "PUT",
-        "/api/facilities/main/branding",
+        "/api/facilities/main/profile",
         "admin",
         {"name": "Saint Example Hospital", "logo_png": base64.b64encode(logo.getvalue()).decode()},
     )
     bad_logo = await harness.call(
         "PUT",
-        "/api/facilities/main/branding",
+        "/api/facilities/main/profile",
         "admin",
         {"name": "X", "logo_png": base64.b64encode(b"\x89PNG\r\n\x1a\nnope").decode()},
         422,
