@@ -1,6 +1,6 @@
 """What the DICOM gateway tells the workflow: images stored, a study gone quiet, MPPS progress.
 
-The gateway (``server/dicom/ingest.py``, ``mpps.py`` on the ``dicom`` branch) publishes:
+The gateway (``server/dicom/ingest.py``, ``server/dicom/mpps.py``) publishes:
 
     dicom.instance.stored  {study_instance_uid, sop_instance_uid, modality, duplicate, ...}
     dicom.study.stable     {study_instance_uid, received, quiet_s}
