@@ -12,13 +12,12 @@ from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
 from server.auth.guard import AUTH_SERVICE, client_address, require
-from server.auth.roles import Permission, Role
+from server.auth.roles import Permission
 from server.http.body import query_int, read_json
 from server.http.errors import ApiError
 from server.workflow import reports
 from server.workflow.orders import zone_of
 from server.workflow.service import WORKFLOW
-from server.workflow.status import REPORTED
 from server.workflow.studies import public as public_study
 
 routes = web.RouteTableDef()
@@ -94,19 +93,13 @@ async def my_reports(request: web.Request) -> web.Response:
     """The studies with final reports the caller may read, newest first."""
     principal = await require(request, Permission.REPORTS_READ)
     workflow = request.app[WORKFLOW]
-    statuses = {"$in": sorted(s.value for s in REPORTED)}
-    if principal.role is Role.REFERRING_PHYSICIAN:
-        match = {"status": statuses, "report_readers": principal.username}
-    else:
-        match = {"status": statuses, "facility": principal.facility}
-    cursor = (
-        workflow.studies.collection.find(match)
-        .sort([("reported_at", -1), ("_id", 1)])
-        .skip(query_int(request, "offset", 0, 0, 1_000_000))
-        .limit(query_int(request, "limit", 50, 1, 200))
+    docs = await workflow.reports.readable_studies(
+        principal,
+        query_int(request, "offset", 0, 0, 10_000),
+        query_int(request, "limit", 50, 1, 200),
     )
     now = workflow.studies.now()
-    return web.json_response({"items": [public_study(doc, now) async for doc in cursor]})
+    return web.json_response({"items": [public_study(doc, now) for doc in docs]})
 
 
 @routes.get("/api/report-templates")

@@ -46,6 +46,10 @@ COLLECTION = "reports"
 TEMPLATES = "report_templates"
 MACROS = "report_macros"
 EXPORTS = "report_exports"
+# The rooms' invitations into a study room ({study_uid, user_id}); being invited there lets a
+# referring physician read the study's final reports too.
+ROOM_INVITATIONS = "study_invitations"
+MAX_ROOM_INVITATIONS = 1000
 EXPORT_RETRY_S = 60.0
 EXPORT_RETRY_MAX_S = 3600.0
 INDEXES = [
@@ -142,6 +146,7 @@ class Reports:
         self.templates = store[TEMPLATES]
         self.macros = store[MACROS]
         self.exports = store[EXPORTS]
+        self._room_invitations = store[ROOM_INVITATIONS]
         self._studies = studies
         self._users = users
         self._notifications = notifications
@@ -154,10 +159,41 @@ class Reports:
 
     async def readable_study(self, study_id: str, principal: Principal) -> Document:
         doc = await self._studies.get(study_id)
-        if not may_read_reports(doc, principal):
+        if not may_read_reports(doc, principal) and not (
+            principal.role is Role.REFERRING_PHYSICIAN
+            and principal.can(Permission.REPORTS_READ)
+            and await self._room_invitations.find_one(
+                {"study_uid": doc["study_instance_uid"], "user_id": principal.user_id}
+            )
+        ):
             # Indistinguishable from a missing study, so nobody probes for accession numbers.
             raise ApiError("not_found", f"No study {study_id!r}.")
         return doc
+
+    async def readable_studies(
+        self, principal: Principal, offset: int, limit: int
+    ) -> list[Document]:
+        """Reported studies the caller may read, most recently reported first."""
+        reported = {"$in": sorted(s.value for s in REPORTED)}
+        order = [("reported_at", -1), ("_id", 1)]
+        if principal.role is not Role.REFERRING_PHYSICIAN:
+            cursor = self._studies.collection.find(
+                {"status": reported, "facility": principal.facility}
+            )
+            return [doc async for doc in cursor.sort(order).skip(offset).limit(limit)]
+        # Ordered by them or invited here, or invited into the study's room (rooms/).
+        wanted = offset + limit
+        queries: list[Document] = [{"status": reported, "report_readers": principal.username}]
+        cursor = self._room_invitations.find({"user_id": principal.user_id}, {"study_uid": 1})
+        uids = [str(d["study_uid"]) async for d in cursor.limit(MAX_ROOM_INVITATIONS)]
+        if uids:
+            queries.append({"status": reported, "study_instance_uid": {"$in": uids}})
+        found: dict[str, Document] = {}
+        for match in queries:
+            async for doc in self._studies.collection.find(match).sort(order).limit(wanted):
+                found[doc["_id"]] = doc
+        ranked = sorted(found.values(), key=lambda d: (-(d.get("reported_at") or 0), d["_id"]))
+        return ranked[offset:wanted]
 
     async def versions(self, study_id: str) -> list[Document]:
         cursor = self.collection.find({"study_id": study_id}).sort("version", 1)

@@ -16,6 +16,7 @@ from pydicom import dcmread
 from pypdf import PdfReader
 
 from server.appkeys import STORE
+from server.auth.guard import AUTH_SERVICE
 from server.dicom.archive import ARCHIVE
 from server.workflow.reports import content_hash
 from server.workflow.sr import BASIC_TEXT_SR
@@ -335,3 +336,24 @@ async def test_sr_export_is_retried_until_the_archive_takes_it(harness: Workflow
     ds = dcmread(io.BytesIO(data))
     assert ds.SOPInstanceUID == version["sr_sop_instance_uid"]
     assert ds.ContentSequence[0].TextValue == REPORT
+
+
+async def test_a_room_invitation_also_opens_the_reports(harness: WorkflowHarness) -> None:
+    sid = await claimed_study(harness, accession_number="ROOM1")
+    await harness.call("POST", f"/api/studies/{sid}/report/sign", "rad1", {"text": REPORT}, 201)
+    await harness.call("GET", f"/api/studies/{sid}/reports", "drother", status=404)
+    assert (await harness.call("GET", "/api/reports", "drother"))["items"] == []
+    row = await harness.call("GET", f"/api/studies/{sid}", "rad1")
+    other = await harness.noctis.app[AUTH_SERVICE].users.by_username("drother")
+    assert other is not None
+    # What rooms/ stores when a reader invites someone into the study room.
+    await harness.noctis.app[STORE]["study_invitations"].insert_one(
+        {"study_uid": row["study_instance_uid"], "user_id": other.id, "invited_by": "x", "at": 0.0}
+    )
+    opened = await harness.call("GET", f"/api/studies/{sid}/reports", "drother")
+    assert [r["version"] for r in opened["reports"]] == [1]
+    listed = await harness.call("GET", "/api/reports", "drother")
+    assert [i["accession_number"] for i in listed["items"]] == ["ROOM1"]
+    # The physician who ordered it sees it once, not twice.
+    mine = await harness.call("GET", "/api/reports", "drref")
+    assert [i["accession_number"] for i in mine["items"]] == ["ROOM1"]
