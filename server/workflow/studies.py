@@ -2,12 +2,14 @@
 
 Collection ``worklist_items`` (owned here). Fields are flat so that every worklist filter is an
 indexed equality or range: ``facility``, ``status``, ``priority_rank`` (0 = STAT), ``created_at``,
-``assigned_to``, ``claimed_by``, ``due_at``, ``accession_number`` (unique), ``study_instance_uid``
-(unique), ``referring_physician``, ``invited`` and ``search`` (lowercased patient name, patient
-ID and accession number for free-text search). Times are epoch floats.
+``assigned_to``, ``claimed_by``, ``owners`` (both of those, for "mine"), ``due_at``,
+``study_at``, ``accession_number`` (unique), ``study_instance_uid`` (unique),
+``referring_physician``, ``invited``, ``report_readers`` (both of those) and ``search``
+(lowercased patient name, patient ID and accession number for free-text search). Times are
+epoch floats.
 
-Every change is a conditional update on the fields it depends on (status, version, the claim),
-so two nodes or two readers racing never both win; the loser gets a clear 409. Each change is
+Every change is a conditional update on the version read (and the status it moves from), so
+two nodes or two readers racing never both win; the loser gets a clear 409. Each change is
 persisted first, then audited, then published.
 """
 
