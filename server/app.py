@@ -33,6 +33,7 @@ from server.rooms.uploads import setup_uploads
 from server.store.blobs import GridFSBlobStore, LocalBlobStore
 from server.store.connect import open_store
 from server.store.database import IndexSpec, ensure_indexes
+from server.workflow import setup as workflow_setup
 
 log = logging.getLogger("noctis")
 
@@ -42,6 +43,7 @@ INDEXES: list[IndexSpec] = [
     *audit.INDEXES,
     *dicom_setup.INDEXES,
 ]
+INDEXES += workflow_setup.INDEXES
 
 
 @dataclass
@@ -104,6 +106,7 @@ def build_app(settings: Settings, options: AppOptions | None = None) -> web.Appl
         yield
 
     app.cleanup_ctx.extend([store_ctx, auth_ctx])
+    workflow_setup.setup_workflow(app, options.clock)
     app.add_routes(health_routes)
     app.add_routes(auth_routes)
     dicom_setup.setup_dicom(app)
