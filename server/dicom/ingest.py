@@ -14,7 +14,9 @@ on the event hub:
 - ``dicom.study.stable``        ``{study_instance_uid, received, quiet_s}`` once no object
   arrived for the study for ``quiet_s`` seconds.
 
-Every event carries the upload's facility, so the rooms can scope who sees it.
+Every event carries the upload's facility, so the rooms can scope who sees it. Events are
+published in order by one task, after the index holds what they report, but without holding up
+the sender's acknowledgement while subscribers run.
 """
 
 from __future__ import annotations
@@ -101,12 +103,42 @@ class Ingest:
         self._writer = writer
         self._hub = hub
         self._clock = clock
+        self._outbox: asyncio.Queue[DomainEvent] = asyncio.Queue()
+        self._publisher: asyncio.Task[None] | None = None
+        self._on_change: list[Callable[[], None]] = []
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` as soon as a new object is indexed, before its event goes out."""
+        self._on_change.append(callback)
 
     def start(self) -> None:
         self._writer.start()
+        self._publisher = asyncio.get_running_loop().create_task(
+            self._publish_in_order(), name="dicom-events"
+        )
 
     async def stop(self) -> None:
         await self._writer.stop()
+        await self.delivered()
+        if self._publisher is not None:
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher
+            self._publisher = None
+
+    async def delivered(self) -> None:
+        """Wait until every event so far has reached the hub's subscribers."""
+        await self._outbox.join()
+
+    async def _publish_in_order(self) -> None:
+        """Subscribers (rooms, workflow) run here, in event order, off the sender's path: an
+        object is acknowledged once it is stored and indexed, not once everyone has heard."""
+        while True:
+            event = await self._outbox.get()
+            try:
+                await self._hub.publish(event)
+            finally:
+                self._outbox.task_done()
 
     async def open(self, upload: Upload) -> Upload:
         doc = {"_id": upload.id, "facility": upload.facility, "state": "open", **upload.summary()}
@@ -216,6 +248,8 @@ class Ingest:
         if new:
             upload.stored += 1
             upload.bytes += len(prepared.raw)
+            for callback in self._on_change:
+                callback()
         else:
             upload.duplicates += 1
         study = prepared.study_instance_uid
@@ -245,7 +279,7 @@ class Ingest:
         )
 
     async def _publish(self, upload: Upload, topic: str, data: dict[str, Any]) -> None:
-        await self._hub.publish(DomainEvent(topic, data, upload.facility))
+        self._outbox.put_nowait(DomainEvent(topic, data, upload.facility))
 
 
 class StabilityWatcher:

@@ -32,6 +32,10 @@ class QidoCache:
     async def _changed(self, event: DomainEvent) -> None:
         if event.topic == "dicom.instance.stored" and event.data.get("duplicate"):
             return
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Forget every answer; also called directly by this process' ingest on each commit."""
         self.generation += 1
         self._entries.clear()
 

@@ -53,6 +53,7 @@ def setup_dicom(app: web.Application) -> None:
         mpps = Mpps(store, app[HUB], steps)
         app[ARCHIVE] = archive
         app[QIDO_CACHE] = QidoCache(app[HUB])
+        service.on_change(app[QIDO_CACHE].invalidate)
         app[INGEST] = service
         app[PEERS] = allow
         app[WORKLIST] = steps
