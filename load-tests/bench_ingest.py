@@ -39,6 +39,7 @@ from pydicom.uid import generate_uid  # noqa: E402
 from tests.dicom.synthetic import ct_series  # noqa: E402
 
 ENV = {**os.environ, "TCP_NODELAY": "1"}
+SETTLE_S = 5.0
 BARE_SCP = """
 import sys
 from pathlib import Path
@@ -310,6 +311,9 @@ def main() -> None:
                 if target is None:
                     continue
                 storescu(target.port, target.called, files, 4)
+                # Let event subscribers (upload room, workflow intake) finish with the load, so
+                # the timings measure searching rather than the tail of ingest.
+                time.sleep(SETTLE_S)
                 cold, warm, found = timed_ms(target, "/studies?PatientName=*&limit=1000")
                 print(
                     f"{name:8s} QIDO {found} studies (wildcard):  first {cold:7.1f} ms  "
