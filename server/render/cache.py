@@ -67,6 +67,12 @@ class SingleFlight(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._running)
 
+    async def cancel_all(self) -> None:
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def running(self, key: K) -> bool:
         return key in self._running
 

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -91,6 +92,8 @@ class RenderService:
         self._lanes: dict[str, _Lane] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._prefetch_gate = asyncio.Semaphore(1)
+        self._prefetching: dict[str, asyncio.Task[None]] = {}
+        self._series_lists = ByteLru[str, tuple[float, list[str]]](SERIES_LIST_BYTES)
         self.renders = 0
         self.decodes = 0
 
@@ -105,6 +108,8 @@ class RenderService:
         await asyncio.gather(*self._background, return_exceptions=True)
         for viewer in list(self._lanes):
             self.forget_viewer(viewer)
+        for flight in (self._render_flight, self._decode_flight, self._volume_flight):
+            await flight.cancel_all()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # -- frames ---------------------------------------------------------------------------
@@ -136,7 +141,12 @@ class RenderService:
             lane.busy = True
             self._spawn(self._drain(viewer_id, lane))
         if series_instance_uid is not None:
-            self._spawn(self._prefetch(series_instance_uid, request))
+            previous = self._prefetching.pop(viewer_id, None)
+            if previous is not None:
+                previous.cancel()
+            task = self._spawn(self._prefetch(series_instance_uid, request))
+            self._prefetching[viewer_id] = task
+            task.add_done_callback(lambda done: self._forget_prefetch(viewer_id, done))
         return await future
 
     def forget_viewer(self, viewer_id: str) -> None:
@@ -157,6 +167,9 @@ class RenderService:
                     continue
                 try:
                     result = await self.render(request)
+                except asyncio.CancelledError:
+                    waiting.cancel()
+                    raise
                 except Exception as exc:  # delivered to the waiting caller, who maps it
                     if not waiting.done():
                         waiting.set_exception(exc)
@@ -343,14 +356,23 @@ class RenderService:
             raise RenderError(NOT_FOUND, f"no series {series_instance_uid}") from None
 
     async def _prefetch(self, series_instance_uid: str, request: RenderRequest) -> None:
-        """Decode the slices around the one being viewed, one at a time, skipping cached ones."""
+        """Decode the slices around the one being viewed, nearest first, one at a time, skipping
+        cached ones. A viewer's newer request cancels its older prefetch (the shared decodes it
+        started still finish). The series list is reused for a few seconds, not asked for on
+        every scroll step."""
         radius = self.settings.prefetch_radius
         if radius <= 0:
             return
-        try:
-            uids = await self._series(series_instance_uid)
-        except RenderError:
-            return
+        now = time.monotonic()
+        listed = self._series_lists.get(series_instance_uid)
+        if listed is not None and now - listed[0] < SERIES_LIST_TTL_S:
+            uids = listed[1]
+        else:
+            try:
+                uids = await self._series(series_instance_uid)
+            except RenderError:
+                return
+            self._series_lists.put(series_instance_uid, (now, uids), 100 * len(uids) + 100)
         if request.sop_instance_uid not in uids:
             return
         at = uids.index(request.sop_instance_uid)
@@ -418,13 +440,20 @@ class RenderService:
     async def _in_pool(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, work)
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
         task = asyncio.ensure_future(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
+
+    def _forget_prefetch(self, viewer_id: str, task: "asyncio.Task[None]") -> None:
+        if self._prefetching.get(viewer_id) is task:
+            del self._prefetching[viewer_id]
 
 
 _IDENTITY = ModalityLut()
+SERIES_LIST_BYTES = 4 << 20
+SERIES_LIST_TTL_S = 5.0
 INFO_BYTES = 2048
 
 

@@ -235,3 +235,32 @@ async def test_roi_statistics_through_the_service(
 ) -> None:
     stats = await service.roi_stats(uids(archive)[0], 0, Rectangle((40, 40), (48, 48)))
     assert (stats.mean, stats.std, stats.value_unit) == (40.0, 0.0, "HU")
+
+
+async def test_closing_the_service_releases_waiting_viewers(archive: MemoryArchive) -> None:
+    service = RenderService(archive, RenderSettings(workers=1))
+    first, second = uids(archive)[:2]
+    archive.hold(first)
+    running = asyncio.create_task(service.render_for_viewer("v1", RenderRequest(first)))
+    await archive.asked[first].wait()
+    queued = asyncio.create_task(service.render_for_viewer("v1", RenderRequest(second)))
+    await asyncio.sleep(0)
+    await service.close()
+    assert isinstance(await queued, Superseded)
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+
+async def test_a_newer_scroll_position_cancels_the_older_prefetch(
+    service: RenderService, archive: MemoryArchive
+) -> None:
+    series, members = next(iter(archive.series.items()))
+    gate = archive.hold(members[1])
+    await service.render_for_viewer("v1", RenderRequest(members[0]), series_instance_uid=series)
+    await archive.asked[members[1]].wait()
+    await service.render_for_viewer("v1", RenderRequest(members[9]), series_instance_uid=series)
+    gate.set()
+    await service.wait_idle()
+    assert (members[2], 0) not in service.decoded
+    for neighbour in (7, 8, 10, 11):
+        assert (members[neighbour], 0) in service.decoded
