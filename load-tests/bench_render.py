@@ -182,9 +182,12 @@ def wrk_load(
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     env = {**os.environ, "BENCH_URLS": str(work / "urls.txt"), "BENCH_THREADS": str(threads)}
-    output = subprocess.run(
-        [*command, base], env=env, capture_output=True, text=True, check=True, timeout=seconds + 60
-    ).stdout
+    finished = subprocess.run(
+        [*command, base], env=env, capture_output=True, text=True, check=False, timeout=seconds + 60
+    )
+    if finished.returncode != 0 or "BENCH " not in finished.stdout:
+        raise RuntimeError(f"wrk failed: {command} {finished.stdout[-500:]} {finished.stderr[-500:]}")
+    output = finished.stdout
     summary = json.loads(output.split("BENCH ", 1)[1].splitlines()[0])
     if summary["errors"] or summary["non2xx"]:
         raise RuntimeError(f"wrk saw errors: {summary}")

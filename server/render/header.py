@@ -45,6 +45,7 @@ class ImageInfo:
     image_position: tuple[float, float, float] | None
     image_orientation: tuple[float, float, float, float, float, float] | None
     instance_number: int | None
+    pixel_encoding: str | None = None
 
     @property
     def is_color(self) -> bool:
@@ -120,6 +121,7 @@ def image_info(ds: Any) -> ImageInfo:
         image_position=_vector3((position or ds).get("ImagePositionPatient")),
         image_orientation=_vector6((plane or ds).get("ImageOrientationPatient")),
         instance_number=_int_or_none(ds.get("InstanceNumber")),
+        pixel_encoding=_pixel_encoding(ds),
     )
 
 
@@ -169,6 +171,16 @@ def _aspect(ds: Any, spacing: tuple[float, float] | None) -> tuple[float, float]
     if ratio is not None and ratio[0] > 0 and ratio[1] > 0:
         return ratio[0], ratio[1]
     return 1.0, 1.0
+
+
+def _pixel_encoding(ds: Any) -> str | None:
+    """ "explicit" or "implicit" for uncompressed little-endian Pixel Data, else None: the
+    layouts `decode.decode_known` can read without parsing the header again."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    if syntax is None or syntax.is_compressed or syntax.is_deflated or not syntax.is_little_endian:
+        return None
+    return "implicit" if syntax.is_implicit_VR else "explicit"
 
 
 def _little_endian(ds: Any) -> bool:

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from server.render.cache import ByteLru, SingleFlight
 from server.render.compose import choose_voi, render_image, render_tile
-from server.render.decode import DecodedFrame, decode_frame, read_dataset
+from server.render.decode import DecodedFrame, decode_frame, decode_known, read_dataset
 from server.render.encode import Encoding, ImageFormat, encode
 from server.render.errors import NOT_FOUND, RenderError
 from server.render.header import ImageInfo, image_info
@@ -472,5 +472,7 @@ def _value_range_window(values: npt.NDArray[np.float32]) -> Window:
 def _decode_sync(data: bytes, frame: int, known: ImageInfo | None = None) -> DecodedFrame:
     """`known` is the instance's header as read before; a SOP Instance UID names immutable
     content, so re-reading it (a third of a cold 512² frame's cost) is skipped."""
+    if known is not None:
+        return decode_known(data, known, frame)
     ds = read_dataset(data)
-    return decode_frame(ds, known or image_info(ds), frame)
+    return decode_frame(ds, image_info(ds), frame)
