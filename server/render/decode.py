@@ -19,7 +19,6 @@ from pydicom.pixels.utils import pixel_array
 from server.render.errors import FRAME_OUT_OF_RANGE, UNDECODABLE, RenderError
 from server.render.header import ImageInfo, image_info
 
-
 PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 
 
