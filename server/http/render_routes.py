@@ -258,6 +258,7 @@ DICOMWEB_INSTANCE = "/dicom-web/studies/{study}/series/{series}/instances/{sop}"
 
 @routes.get(DICOMWEB_INSTANCE + "/rendered")
 async def dicomweb_instance_rendered(request: web.Request) -> web.StreamResponse:
+    """Multi-frame instances render their first frame (no multipart or video here)."""
     return await _dicomweb(request, frame="1", default_viewport=Viewport())
 
 
@@ -276,8 +277,22 @@ async def dicomweb_frame_thumbnail(request: web.Request) -> web.StreamResponse:
     return await _dicomweb(request, frame=request.match_info["frames"], default_viewport=THUMBNAIL)
 
 
+@routes.get("/dicom-web/studies/{study}/series/{series}/thumbnail")
+async def dicomweb_series_thumbnail(request: web.Request) -> web.StreamResponse:
+    """The series' middle instance, as readers recognise a series by its middle slice."""
+    _, service = await _viewer(request)
+    try:
+        members = await service.series_instance_uids(request.match_info["series"])
+    except RenderError as exc:
+        raise _api_error(exc) from None
+    if not members:
+        raise ApiError(NOT_FOUND, "the series has no instances")
+    middle = members[len(members) // 2]
+    return await _dicomweb(request, frame="1", default_viewport=THUMBNAIL, sop=middle)
+
+
 async def _dicomweb(
-    request: web.Request, *, frame: str, default_viewport: Viewport
+    request: web.Request, *, frame: str, default_viewport: Viewport, sop: str | None = None
 ) -> web.StreamResponse:
     principal, service = await _viewer(request)
     try:
@@ -288,7 +303,7 @@ async def _dicomweb(
         lossless = _accepts_png_only(request.headers.get("Accept", ""))
         query = request.query
         render = RenderRequest(
-            sop_instance_uid=request.match_info["sop"],
+            sop_instance_uid=sop or request.match_info["sop"],
             frame=parse_frame(frame),
             window=parse_window(query.get("window")),
             viewport=parse_dicomweb_viewport(query.get("viewport"), default_viewport),

@@ -349,6 +349,10 @@ class RenderService:
         except KeyError:
             raise RenderError(NOT_FOUND, f"no instance {sop_instance_uid}") from None
 
+    async def series_instance_uids(self, series_instance_uid: str) -> list[str]:
+        """The loader's list, with unknown series as a `not_found` RenderError."""
+        return await self._series(series_instance_uid)
+
     async def _series(self, series_instance_uid: str) -> list[str]:
         try:
             return await self._loader.series_instance_uids(series_instance_uid)

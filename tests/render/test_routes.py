@@ -128,6 +128,14 @@ async def test_dicomweb_rendered_with_window_viewport_and_quality(
     assert decoded(await png.read())[32, 32] == 128
     thumbnail = await noctis.client.get(f"{base}/thumbnail", headers=auth)
     assert decoded(await thumbnail.read()).shape == (128, 128)
+    series_thumbnail = await noctis.client.get(
+        f"/dicom-web/studies/{study}/series/{series}/thumbnail", headers=auth
+    )
+    assert decoded(await series_thumbnail.read()).shape == (128, 128)
+    unknown = await noctis.client.get(
+        f"/dicom-web/studies/{study}/series/9.9/thumbnail", headers=auth
+    )
+    assert unknown.status == 404
     refused = await noctis.client.get(f"{base}/rendered", headers={**auth, "Accept": "text/html"})
     assert refused.status == 406
     elsewhere = f"/dicom-web/studies/1.2.3/series/{series}/instances/{sop}/rendered"
