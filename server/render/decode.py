@@ -66,7 +66,7 @@ def decode_frame(ds: Dataset, info: ImageInfo, frame: int) -> DecodedFrame:
         raise RenderError(UNDECODABLE, f"decoded shape {pixels.shape}, expected {expected}")
     pixels = np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("="))
     pixels.setflags(write=False)
-    return DecodedFrame(info=info, frame=frame, pixels=pixels)
+    return DecodedFrame(info=info.for_frame(frame), frame=frame, pixels=pixels)
 
 
 def decode_bytes(data: bytes, frame: int = 0) -> DecodedFrame:
@@ -110,7 +110,7 @@ def decode_known(data: bytes, info: ImageInfo, frame: int) -> DecodedFrame:
         )
     pixels = _frame_view(data, offset, info, frame)
     pixels.setflags(write=False)
-    return DecodedFrame(info=info, frame=frame, pixels=pixels)
+    return DecodedFrame(info=info.for_frame(frame), frame=frame, pixels=pixels)
 
 
 def _trailing_pixel_data(data: bytes, info: ImageInfo) -> int | None:

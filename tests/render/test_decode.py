@@ -219,3 +219,17 @@ def test_known_header_path_finds_trailing_pixel_data_without_parsing() -> None:
     with pytest.raises(RenderError) as caught:
         decode_known(data, info, 1)
     assert caught.value.code == FRAME_OUT_OF_RANGE
+
+
+def test_enhanced_multi_frame_takes_per_frame_and_shared_functional_groups() -> None:
+    data = sample_bytes("eCT_Supplemental.dcm")
+    ds = pydicom.dcmread(sample("eCT_Supplemental.dcm"))
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    first, second = decode_bytes(data, 0), decode_bytes(data, 1)
+    assert first.info.image_position == pytest.approx((99.5, -301.5, -159.0))
+    assert second.info.image_position == pytest.approx((99.5, -301.5, -149.0))
+    voi = shared.FrameVOILUTSequence[0]
+    assert second.info.windows[0].center == float(voi.WindowCenter)
+    rescale = shared.PixelValueTransformationSequence[0]
+    assert second.info.modality_lut.intercept == float(rescale.RescaleIntercept)
+    assert second.info.pixel_spacing is not None
