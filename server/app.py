@@ -23,18 +23,25 @@ from server.auth.sessions import Sessions
 from server.auth.tokens import AccessTokens, Clock, utc_now
 from server.auth.users import Users, bootstrap_admin
 from server.config import Settings
+from server.dicom import setup as dicom_setup
 from server.http.health import routes as health_routes
 from server.http.middleware import request_context, security_headers
 from server.hub import EventHub
 from server.rooms.dispatch import EVENTS, EventRouter
 from server.rooms.socket_server import SOCKETIO, create_socket_server, install_connection_auth
+from server.rooms.uploads import setup_uploads
 from server.store.blobs import GridFSBlobStore, LocalBlobStore
 from server.store.connect import open_store
 from server.store.database import IndexSpec, ensure_indexes
 
 log = logging.getLogger("noctis")
 
-INDEXES: list[IndexSpec] = [*users.INDEXES, *sessions.INDEXES, *audit.INDEXES]
+INDEXES: list[IndexSpec] = [
+    *users.INDEXES,
+    *sessions.INDEXES,
+    *audit.INDEXES,
+    *dicom_setup.INDEXES,
+]
 
 
 @dataclass
@@ -99,4 +106,6 @@ def build_app(settings: Settings, options: AppOptions | None = None) -> web.Appl
     app.cleanup_ctx.extend([store_ctx, auth_ctx])
     app.add_routes(health_routes)
     app.add_routes(auth_routes)
+    dicom_setup.setup_dicom(app)
+    setup_uploads(app)
     return app
