@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from server.app import AppOptions, build_app
+from server.auth.roles import Role
 from server.config import Settings
 from server.http.render_routes import setup_render_routes
 from server.render.decode import decode_bytes
@@ -163,3 +164,26 @@ async def test_tiles_mpr_and_info(
     assert (info["rows"], info["columns"], info["frames"], info["units"]) == (64, 64, 1, "HU")
     assert info["presets"][0]["name"] == "object-1"
     assert {"brain", "lung", "bone"} <= {p["name"] for p in info["presets"]}
+
+
+async def test_readers_see_only_their_facilitys_images(
+    rendering: tuple[Noctis, MemoryArchive, dict[str, str]],
+) -> None:
+    noctis, archive, auth = rendering
+    study, series, sop = first(archive)
+    elsewhere = {"Authorization": f"Bearer {await noctis.token_for('far', facility='north')}"}
+    anywhere = {"Authorization": f"Bearer {await noctis.token_for('boss', Role.ADMIN, 'north')}"}
+    paths = [
+        f"/api/render/instances/{sop}/frames/1",
+        f"/api/render/instances/{sop}/info",
+        f"/api/render/instances/{sop}/frames/1/tiles/0/0/0",
+        f"/api/render/series/{series}/mpr/axial/0",
+        f"/dicom-web/studies/{study}/series/{series}/instances/{sop}/rendered",
+        f"/dicom-web/studies/{study}/series/{series}/thumbnail",
+    ]
+    for path in paths:
+        assert (await noctis.client.get(path, headers=auth)).status == 200, path
+        refused = await noctis.client.get(path, headers=elsewhere)
+        assert refused.status == 404, path
+        assert (await refused.json())["error"]["code"] == "not_found"
+        assert (await noctis.client.get(path, headers=anywhere)).status == 200, path
