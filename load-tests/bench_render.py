@@ -57,7 +57,7 @@ def make_series(directory: Path, slices: int) -> tuple[str, str, list[str]]:
 
 
 class DirectoryArchive:
-    """Reads Part 10 files from disk in a thread, as the DICOM archive will."""
+    """Reads Part 10 files from disk in a thread, as the DICOM archive does (one facility)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -69,7 +69,14 @@ class DirectoryArchive:
             raise KeyError(sop_instance_uid)
         return await asyncio.to_thread(path.read_bytes)
 
-    async def series_instance_uids(self, series_instance_uid: str) -> list[str]:
+    async def instance(self, sop_instance_uid: str, facility: str | None = None) -> object:
+        if not (self.directory / f"{sop_instance_uid}.dcm").exists():
+            raise KeyError(sop_instance_uid)
+        return sop_instance_uid
+
+    async def series_instance_uids(
+        self, series_instance_uid: str, facility: str | None = None
+    ) -> list[str]:
         return list(self.index[series_instance_uid])
 
 
