@@ -57,7 +57,8 @@ def make_series(directory: Path, slices: int) -> tuple[str, str, list[str]]:
 
 
 class DirectoryArchive:
-    """Reads Part 10 files from disk in a thread, as the DICOM archive does (one facility)."""
+    """Part 10 files read from disk in a thread: the loader for the scroll memory check, which
+    measures the render service alone (the HTTP phases use the real archive)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -227,13 +228,15 @@ def free_port() -> int:
 
 
 def serve(directory: Path, port: int, decoded_mb: int) -> None:
-    """Child mode: embedded store + the real app + render routes; prints a token, then serves."""
+    """Child mode: the real app (embedded store, DICOM archive, auth) with the render routes on
+    the archive; stores the series through STOW-RS, prints a reader's token, then serves."""
     from aiohttp import web
 
     from server.app import AppOptions, build_app
     from server.auth.guard import AUTH_SERVICE
     from server.auth.roles import Role
     from server.config import Settings
+    from server.dicom.archive import ARCHIVE
     from server.http.render_routes import setup_render_routes
     from server.render.service import RenderSettings
     from tests.support.servers import embedded_store
@@ -248,31 +251,41 @@ def serve(directory: Path, port: int, decoded_mb: int) -> None:
         )
         app = build_app(settings, AppOptions(bootstrap_admin=False))
         render_settings = RenderSettings(decoded_cache_bytes=decoded_mb << 20)
-        setup_render_routes(app, lambda _app: DirectoryArchive(directory), render_settings)
+        setup_render_routes(app, lambda app: app[ARCHIVE], render_settings)
+        base = f"http://127.0.0.1:{port}"
+
+        async def token(session: aiohttp.ClientSession, username: str, role: Role) -> str:
+            password = secrets.token_urlsafe(16)
+            await app[AUTH_SERVICE].users.create(username, password, role, "main")
+            body = {"username": username, "password": password}
+            async with session.post(f"{base}/api/auth/login", json=body) as response:
+                return str((await response.json())["access_token"])
 
         async def main() -> None:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", port).start()
-            service = app[AUTH_SERVICE]
-            await service.users.create(
-                "bench", "correct horse battery staple", Role.RADIOLOGIST, "main"
-            )
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(
-                    f"http://127.0.0.1:{port}/api/auth/login",
-                    json={"username": "bench", "password": "correct horse battery staple"},
-                ) as response,
-            ):
-                token = (await response.json())["access_token"]
-            print(token, flush=True)
+            async with aiohttp.ClientSession() as session:
+                uploader = await token(session, "benchtech", Role.TECHNICIAN)
+                reader = await token(session, "bench", Role.RADIOLOGIST)
+            await asyncio.to_thread(stow, base, uploader, directory)
+            print(reader, flush=True)
             await asyncio.Event().wait()
 
         import logging
 
         logging.disable(logging.INFO)
         asyncio.run(main())
+
+
+def stow(base: str, token: str, directory: Path) -> None:
+    import pydicom
+    from dicomweb_client.api import DICOMwebClient
+
+    client = DICOMwebClient(f"{base}/dicom-web", headers={"Authorization": f"Bearer {token}"})
+    paths = sorted(directory.glob("*.dcm"))
+    for start in range(0, len(paths), 25):
+        client.store_instances([pydicom.dcmread(p) for p in paths[start : start + 25]])
 
 
 # -- memory while scrolling (child process) -----------------------------------------------------
