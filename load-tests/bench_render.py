@@ -10,6 +10,7 @@ Orthanc (Debian `orthanc` + `orthanc-dicomweb`) is skipped with a note when not 
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -227,7 +228,7 @@ def free_port() -> int:
 # -- Noctis server (child process) --------------------------------------------------------------
 
 
-def serve(directory: Path, port: int, decoded_mb: int) -> None:
+def serve(directory: Path, port: int, decoded_mb: int, loader: str) -> None:
     """Child mode: the real app (embedded store, DICOM archive, auth) with the render routes on
     the archive; stores the series through STOW-RS, prints a reader's token, then serves."""
     from aiohttp import web
@@ -251,7 +252,10 @@ def serve(directory: Path, port: int, decoded_mb: int) -> None:
         )
         app = build_app(settings, AppOptions(bootstrap_admin=False))
         render_settings = RenderSettings(decoded_cache_bytes=decoded_mb << 20)
-        setup_render_routes(app, lambda app: app[ARCHIVE], render_settings)
+        files = DirectoryArchive(directory)
+        setup_render_routes(
+            app, lambda app: app[ARCHIVE] if loader == "archive" else files, render_settings
+        )
         base = f"http://127.0.0.1:{port}"
 
         async def token(session: aiohttp.ClientSession, username: str, role: Role) -> str:
@@ -268,7 +272,8 @@ def serve(directory: Path, port: int, decoded_mb: int) -> None:
             async with aiohttp.ClientSession() as session:
                 uploader = await token(session, "benchtech", Role.TECHNICIAN)
                 reader = await token(session, "bench", Role.RADIOLOGIST)
-            await asyncio.to_thread(stow, base, uploader, directory)
+            if loader == "archive":
+                await asyncio.to_thread(stow, base, uploader, directory)
             print(reader, flush=True)
             await asyncio.Event().wait()
 
@@ -400,12 +405,11 @@ def line(name: str, figures: Figures) -> None:
 
 
 def noctis_phases(
-    base: str, token: str, uids: list[str], seconds: float, work: Path
+    base: str, token: str, uids: list[str], seconds: float, work: Path, *, warm_too: bool
 ) -> dict[str, Figures]:
     auth = {**NO_GZIP, "Authorization": f"Bearer {token}"}
-    results = {}
+    results: dict[str, Figures] = {}
     offset = 0
-    print("(b) Noctis HTTP /api/render/instances/{uid}/frames/1, 512x512 CT, JPEG q85")
     for clients in (1, 8, 32):
         # Every request a new (slice, window) key, so no render is cached; the server's decoded
         # cache holds 32 of the 200 slices, so the slice is decoded again as well (its header
@@ -419,6 +423,8 @@ def noctis_phases(
         figures = run_load(base, paths, clients, auth, seconds, work)
         results[f"cold{clients}"] = figures
         line(f"cold (new slice+window), {clients} client(s)", figures)
+    if not warm_too:
+        return results
     warm = [
         f"/api/render/instances/{uids[i]}/frames/1?window=40,400&jpeg={QUALITY}" for i in range(4)
     ]
@@ -428,6 +434,20 @@ def noctis_phases(
         results[f"warm{clients}"] = figures
         line(f"warm (shared render), {clients} client(s)", figures)
     return results
+
+
+@contextlib.contextmanager
+def noctis_server(series_dir: Path, loader: str) -> Iterator[tuple[str, str]]:
+    port = free_port()
+    command = [sys.executable, __file__, "--serve", str(series_dir), "--port", str(port)]
+    command += ["--decoded-mb", "16", "--loader", loader]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE)
+    try:
+        assert server.stdout is not None
+        yield f"http://127.0.0.1:{port}", server.stdout.readline().decode().strip()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def first_sight(base: str, token: str, unseen: list[str]) -> None:
@@ -490,6 +510,11 @@ def summarize(noctis: dict[str, Figures], orthanc: dict[str, Figures], floor_tot
         f"  cold p50 at 1 client {noctis['cold1'][0]:.2f} ms vs 2x floor incl. decode "
         f"{2 * floor_total:.2f} ms (target <=)"
     )
+    print(
+        f"  without the archive lookup: cold {noctis['files_cold8'][2]:.0f} frames/s at 8 clients"
+        f" ({noctis['files_cold8'][2] / faster:.2f}x), p50 {noctis['files_cold1'][0]:.2f} ms"
+        " at 1 client"
+    )
 
 
 def load_average() -> str:
@@ -526,9 +551,10 @@ def main() -> None:
     parser.add_argument("--decoded-mb", type=int, default=256)
     parser.add_argument("--encoded-mb", type=int, default=64)
     parser.add_argument("--scroll-slices", type=int, default=1000)
+    parser.add_argument("--loader", choices=("archive", "files"), default="archive")
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.port, args.decoded_mb)
+        serve(args.serve, args.port, args.decoded_mb, args.loader)
         return
     if args.scroll:
         scroll(args.scroll, args.decoded_mb, args.encoded_mb)
@@ -550,17 +576,16 @@ def main() -> None:
         print(f"  floor incl. decode:                  {floor_total:6.2f} ms")
         print(f"  decode when the header is known:     {figures['decode_known']:6.2f} ms")
 
-        port = free_port()
-        command = [sys.executable, __file__, "--serve", str(series_dir), "--port", str(port)]
-        server = subprocess.Popen([*command, "--decoded-mb", "16"], stdout=subprocess.PIPE)
-        try:
-            assert server.stdout is not None
-            token = server.stdout.readline().decode().strip()
-            noctis = noctis_phases(f"http://127.0.0.1:{port}", token, uids, seconds, work)
-            first_sight(f"http://127.0.0.1:{port}", token, unseen)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        print("(b) Noctis HTTP /api/render/instances/{uid}/frames/1, 512x512 CT, JPEG q85")
+        print("  real app: embedded store, DICOM archive (STOW-RS'd series), auth, facility check")
+        with noctis_server(series_dir, "archive") as (base, token):
+            noctis = noctis_phases(base, token, uids, seconds, work, warm_too=True)
+            first_sight(base, token, unseen)
+        print("  same app, archive replaced by a plain file loader (render path without the")
+        print("  archive's per-instance store lookup):")
+        with noctis_server(series_dir, "files") as (base, token):
+            files = noctis_phases(base, token, uids, seconds, work, warm_too=False)
+        noctis.update({f"files_{k}": v for k, v in files.items()})
 
         orthanc = start_orthanc(work)
         if orthanc is None:
