@@ -12,7 +12,6 @@
 
 import asyncio
 import hashlib
-import logging
 import os
 import time
 from collections.abc import Callable, Coroutine
@@ -46,8 +45,6 @@ from server.render.mpr import Volume, build_volume, reslice
 from server.render.tiles import tile_box
 from server.render.viewport import Viewport, apply_viewport, output_size
 from server.render.voi_lut import Voi, VoiFunction, Window, render_grey
-
-log = logging.getLogger("noctis.render")
 
 T = TypeVar("T")
 
@@ -128,7 +125,9 @@ class RenderService:
         *,
         series_instance_uid: str | None = None,
     ) -> RenderedFrame | Superseded:
-        """Render for one viewer, latest request wins; with a series, decode neighbours ahead."""
+        """Render for one viewer, latest request wins. Once its frame is delivered, the
+        neighbouring frames of a multi-frame instance, or with `series_instance_uid` the
+        neighbouring instances, are decoded ahead (never competing with the visible frame)."""
         loop = asyncio.get_running_loop()
         lane = self._lanes.setdefault(viewer_id, _Lane())
         future: asyncio.Future[RenderedFrame | Superseded] = loop.create_future()
@@ -140,14 +139,15 @@ class RenderService:
         if not lane.busy:
             lane.busy = True
             self._spawn(self._drain(viewer_id, lane))
-        if series_instance_uid is not None:
-            previous = self._prefetching.pop(viewer_id, None)
-            if previous is not None:
-                previous.cancel()
+        previous = self._prefetching.pop(viewer_id, None)
+        if previous is not None:
+            previous.cancel()
+        result = await future
+        if isinstance(result, RenderedFrame):
             task = self._spawn(self._prefetch(series_instance_uid, request))
             self._prefetching[viewer_id] = task
             task.add_done_callback(lambda done: self._forget_prefetch(viewer_id, done))
-        return await future
+        return result
 
     def forget_viewer(self, viewer_id: str) -> None:
         """A viewer left: its queued request (if any) is answered `Superseded`."""
@@ -359,39 +359,47 @@ class RenderService:
         except KeyError:
             raise RenderError(NOT_FOUND, f"no series {series_instance_uid}") from None
 
-    async def _prefetch(self, series_instance_uid: str, request: RenderRequest) -> None:
-        """Decode the slices around the one being viewed, nearest first, one at a time, skipping
-        cached ones. A viewer's newer request cancels its older prefetch (the shared decodes it
-        started still finish). The series list is reused for a few seconds, not asked for on
-        every scroll step."""
+    async def _prefetch(self, series_instance_uid: str | None, request: RenderRequest) -> None:
+        """Decode what the viewer will likely show next, nearest first, one at a time, skipping
+        cached frames. A viewer's newer request cancels its older prefetch (decodes already
+        started still finish, they are shared)."""
         radius = self.settings.prefetch_radius
         if radius <= 0:
             return
-        now = time.monotonic()
-        listed = self._series_lists.get(series_instance_uid)
-        if listed is not None and now - listed[0] < SERIES_LIST_TTL_S:
-            uids = listed[1]
-        else:
-            try:
-                uids = await self._series(series_instance_uid)
-            except RenderError:
+        info = self.infos.get(request.sop_instance_uid)
+        if info is not None and info.frames > 1:
+            nearby = _nearest(request.frame, info.frames, radius)
+            keys = [(request.sop_instance_uid, i) for i in nearby]
+        elif series_instance_uid is not None:
+            uids = await self._series_list(series_instance_uid)
+            if request.sop_instance_uid not in uids:
                 return
-            self._series_lists.put(series_instance_uid, (now, uids), 100 * len(uids) + 100)
-        if request.sop_instance_uid not in uids:
+            nearby = _nearest(uids.index(request.sop_instance_uid), len(uids), radius)
+            keys = [(uids[i], 0) for i in nearby]
+        else:
             return
-        at = uids.index(request.sop_instance_uid)
-        order = sorted(
-            range(max(0, at - radius), min(len(uids), at + radius + 1)), key=lambda i: abs(i - at)
-        )
-        for i in order:
-            key = (uids[i], 0)
-            if i == at or key in self.decoded:
+        for key in keys:
+            if key in self.decoded:
                 continue
             async with self._prefetch_gate:
                 try:
                     await self.frame(*key)
                 except RenderError:
                     continue
+
+    async def _series_list(self, series_instance_uid: str) -> list[str]:
+        """The loader's list, reused for a few seconds rather than asked for every scroll step;
+        an unknown series prefetches nothing."""
+        now = time.monotonic()
+        listed = self._series_lists.get(series_instance_uid)
+        if listed is not None and now - listed[0] < SERIES_LIST_TTL_S:
+            return listed[1]
+        try:
+            uids = await self._series(series_instance_uid)
+        except RenderError:
+            return []
+        self._series_lists.put(series_instance_uid, (now, uids), 100 * len(uids) + 100)
+        return uids
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -459,6 +467,12 @@ _IDENTITY = ModalityLut()
 SERIES_LIST_BYTES = 4 << 20
 SERIES_LIST_TTL_S = 5.0
 INFO_BYTES = 2048
+
+
+def _nearest(at: int, count: int, radius: int) -> list[int]:
+    """Indices within `radius` of `at` (excluding it), nearest first."""
+    around = range(max(0, at - radius), min(count, at + radius + 1))
+    return sorted((i for i in around if i != at), key=lambda i: abs(i - at))
 
 
 def _lut_bytes(info: ImageInfo) -> int:

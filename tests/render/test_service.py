@@ -29,6 +29,7 @@ from server.render.service import RenderService, RenderSettings
 from server.render.viewport import Viewport
 from server.render.voi_lut import Window
 from tests.render.archive import MemoryArchive
+from tests.render.samples import sample_bytes
 from tests.support.synthetic import ct_series
 
 ROWS = COLS = 64
@@ -264,3 +265,16 @@ async def test_a_newer_scroll_position_cancels_the_older_prefetch(
     assert (members[2], 0) not in service.decoded
     for neighbour in (7, 8, 10, 11):
         assert (members[neighbour], 0) in service.decoded
+
+
+async def test_scrolling_a_multi_frame_instance_decodes_the_neighbouring_frames() -> None:
+    archive = MemoryArchive([])
+    archive.add("1.2.3.4", "1.2.3", sample_bytes("emri_small.dcm"))
+    service = RenderService(archive, RenderSettings(workers=1))
+    try:
+        result = await service.render_for_viewer("v1", RenderRequest("1.2.3.4", frame=5))
+        assert isinstance(result, RenderedFrame)
+        await service.wait_idle()
+        assert {key[1] for key in service.decoded} == {3, 4, 5, 6, 7}
+    finally:
+        await service.close()
