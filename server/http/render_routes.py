@@ -300,9 +300,9 @@ async def instance_info(request: web.Request) -> web.Response:
                 {
                     "name": p.name,
                     "label": p.label,
-                    "center": p.window.center,
-                    "width": p.window.width,
-                    "function": p.window.function.value,
+                    "center": p.window.center if p.window else None,
+                    "width": p.window.width if p.window else None,
+                    "function": p.window.function.value if p.window else "LUT",
                 }
                 for p in presets_for(info)
             ],

@@ -8,7 +8,7 @@ import pydicom
 import pytest
 from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
-from server.render.compose import display_pixels
+from server.render.compose import choose_voi, display_pixels
 from server.render.decode import (
     _trailing_pixel_data,
     decode_bytes,
@@ -18,6 +18,7 @@ from server.render.decode import (
 )
 from server.render.errors import FRAME_OUT_OF_RANGE, TOO_LARGE, UNDECODABLE, RenderError
 from server.render.header import image_info
+from server.render.presets import presets_for
 from tests.render.samples import sample, sample_bytes
 from tests.support.synthetic import ct_series, dataset_bytes
 
@@ -233,3 +234,11 @@ def test_enhanced_multi_frame_takes_per_frame_and_shared_functional_groups() -> 
     rescale = shared.PixelValueTransformationSequence[0]
     assert second.info.modality_lut.intercept == float(rescale.RescaleIntercept)
     assert second.info.pixel_spacing is not None
+
+
+def test_a_voi_lut_is_chosen_by_its_preset_name() -> None:
+    decoded = decode_bytes(sample_bytes("vlut_04.dcm"))
+    names = [p.name for p in presets_for(decoded.info)]
+    assert names[0] == "voi-lut-1"
+    chosen = choose_voi(decoded.info, decoded.pixels, preset="voi-lut-1")
+    assert chosen is decoded.info.voi_luts[0]
