@@ -237,8 +237,7 @@ def serve(directory: Path, port: int, decoded_mb: int, loader: str) -> None:
     from server.auth.guard import AUTH_SERVICE
     from server.auth.roles import Role
     from server.config import Settings
-    from server.dicom.archive import ARCHIVE
-    from server.http.render_routes import setup_render_routes
+    from server.http.render_routes import RENDER_ARCHIVE, RENDER_SETTINGS
     from server.render.service import RenderSettings
     from tests.support.servers import embedded_store
 
@@ -251,11 +250,9 @@ def serve(directory: Path, port: int, decoded_mb: int, loader: str) -> None:
             http_port=port,
         )
         app = build_app(settings, AppOptions(bootstrap_admin=False))
-        render_settings = RenderSettings(decoded_cache_bytes=decoded_mb << 20)
-        files = DirectoryArchive(directory)
-        setup_render_routes(
-            app, lambda app: app[ARCHIVE] if loader == "archive" else files, render_settings
-        )
+        app[RENDER_SETTINGS] = RenderSettings(decoded_cache_bytes=decoded_mb << 20)
+        if loader == "files":
+            app[RENDER_ARCHIVE] = DirectoryArchive(directory)
         base = f"http://127.0.0.1:{port}"
 
         async def token(session: aiohttp.ClientSession, username: str, role: Role) -> str:

@@ -69,20 +69,24 @@ class RenderArchive(InstanceLoader, Protocol):
     ) -> list[str]: ...
 
 
+RENDER_ARCHIVE = web.AppKey[RenderArchive]("render_archive")
+RENDER_SETTINGS = web.AppKey("render_settings", RenderSettings)
+
+
 def setup_render_routes(
-    app: web.Application,
-    archive_from: Callable[[web.Application], RenderArchive],
-    settings: RenderSettings | None = None,
+    app: web.Application, archive_from: Callable[[web.Application], RenderArchive]
 ) -> None:
     """Add the render service (as a cleanup context) and its routes.
 
     `archive_from` is called at start-up, after the contexts registered before this one, so
     the DICOM archive built by its own context is handed over here (e.g. `app[ARCHIVE]`).
+    Before start-up, `app[RENDER_ARCHIVE]` replaces that archive (tests, benchmarks) and
+    `app[RENDER_SETTINGS]` the default cache sizes and qualities.
     """
 
     async def render_ctx(app: web.Application) -> AsyncIterator[None]:
-        archive = archive_from(app)
-        service = RenderService(archive, settings)
+        archive = app.get(RENDER_ARCHIVE) or archive_from(app)
+        service = RenderService(archive, app.get(RENDER_SETTINGS))
         app[RENDER_SERVICE] = service
         app[_ACCESS] = _AccessAudit()
         app[_SCOPE] = _FacilityScope(archive)

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from server.app import AppOptions, build_app
 from server.auth.roles import Role
 from server.config import Settings
-from server.http.render_routes import setup_render_routes
+from server.http.render_routes import RENDER_ARCHIVE
 from server.render.decode import decode_bytes
 from tests.conftest import Noctis
 from tests.render.archive import MemoryArchive
@@ -27,7 +27,7 @@ async def rendering(
     archive = MemoryArchive(ct_series(6, rows=64, cols=64))
     archive.add("1.2.3.666", "1.2.3.665", b"\x00" * 128 + b"DICM" + b"\xff" * 64)
     app = build_app(settings, AppOptions(bootstrap_admin=False))
-    setup_render_routes(app, lambda _app: archive)
+    app[RENDER_ARCHIVE] = archive
     noctis = Noctis(app=app, client=await aiohttp_client(app))
     token = await noctis.token_for("reader")
     return noctis, archive, {"Authorization": f"Bearer {token}"}

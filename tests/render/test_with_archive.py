@@ -1,4 +1,5 @@
-"""Rendering what the real DICOM archive stored (STOW-RS through dicomweb-client)."""
+"""Rendering what the real DICOM archive stored (STOW-RS through dicomweb-client), with the
+render routes as the composition root wires them."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -12,8 +13,6 @@ from dicomweb_client.api import DICOMwebClient
 from server.app import AppOptions, build_app
 from server.auth.roles import Role
 from server.config import Settings
-from server.dicom.archive import ARCHIVE
-from server.http.render_routes import setup_render_routes
 from tests.conftest import Noctis
 from tests.support.sockets import server_url
 from tests.support.synthetic import ct_series
@@ -25,7 +24,6 @@ async def test_renders_instances_stored_in_the_archive(
     aiohttp_client: ClientFactory, settings: Settings
 ) -> None:
     app = build_app(settings, AppOptions(bootstrap_admin=False))
-    setup_render_routes(app, lambda app: app[ARCHIVE])
     noctis = Noctis(app=app, client=await aiohttp_client(app))
     uploader = await noctis.token_for("tech", Role.TECHNICIAN)
     reader = {"Authorization": f"Bearer {await noctis.token_for('reader')}"}
