@@ -409,7 +409,6 @@ def noctis_phases(
     # The reader has opened the series once (header facts and facility check known, as for
     # any series being read); "first sight" below measures instances never touched before.
     opened = [f"/api/render/instances/{uid}/frames/1?window=0,100" for uid in uids]
-    run_load(base, opened, 1, auth, 1, work)
     asyncio.run(load([base + path for path in opened], 4, auth, 60))
     offset = 0
     for clients in (1, 8, 32):
