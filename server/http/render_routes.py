@@ -6,6 +6,7 @@ aiohttp. Responses are never compressed on the fly (JPEG/PNG do not shrink and g
 content.
 """
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -176,6 +177,24 @@ async def _viewer(
     return principal, request.app[RENDER_SERVICE]
 
 
+async def _render_checked(
+    request: web.Request, principal: Principal, render: RenderRequest
+) -> RenderedFrame:
+    """Render while the facility check runs, so a first-sight frame waits for the slower of
+    the two archive lookups rather than their sum; nothing is served unless the check passes
+    (its refusal wins over any render error, so existence elsewhere does not leak)."""
+    check, rendered = await asyncio.gather(
+        request.app[_SCOPE].check(principal, instance=render.sop_instance_uid),
+        request.app[RENDER_SERVICE].render(render),
+        return_exceptions=True,
+    )
+    if isinstance(check, BaseException):
+        raise check
+    if isinstance(rendered, BaseException):
+        raise rendered
+    return rendered
+
+
 def _api_error(exc: RenderError) -> ApiError:
     return ApiError(exc.code, exc.message)
 
@@ -195,7 +214,7 @@ async def _info(service: RenderService, sop_instance_uid: str) -> ImageInfo:
 
 @routes.get("/api/render/instances/{sop}/frames/{frame}")
 async def frame_image(request: web.Request) -> web.StreamResponse:
-    principal, service = await _viewer(request, instance=request.match_info["sop"])
+    principal, service = await _viewer(request)
     try:
         query = request.query
         render = RenderRequest(
@@ -207,7 +226,7 @@ async def frame_image(request: web.Request) -> web.StreamResponse:
             quality=parse_quality(query.get("quality")),
             jpeg_quality=parse_jpeg_quality(query.get("jpeg")),
         )
-        result = await service.render(render)
+        result = await _render_checked(request, principal, render)
         info = await _info(service, render.sop_instance_uid)
         await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
         return _image(request, result)
@@ -358,7 +377,7 @@ async def _dicomweb(
     request: web.Request, *, frame: str, default_viewport: Viewport, sop: str | None = None
 ) -> web.StreamResponse:
     sop = sop or request.match_info["sop"]
-    principal, service = await _viewer(request, instance=sop)
+    principal, service = await _viewer(request)
     try:
         if "," in frame:
             raise RenderError(
@@ -374,6 +393,7 @@ async def _dicomweb(
             quality=Quality.LOSSLESS if lossless else Quality.FINAL,
             jpeg_quality=None if lossless else parse_jpeg_quality(query.get("quality")),
         )
+        result = await _render_checked(request, principal, render)
         info = await _info(service, render.sop_instance_uid)
         if (info.study_instance_uid, info.series_instance_uid) != (
             request.match_info["study"],
@@ -381,7 +401,7 @@ async def _dicomweb(
         ):
             raise RenderError(NOT_FOUND, "the instance is not in that study and series")
         await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
-        return _image(request, await service.render(render))
+        return _image(request, result)
     except RenderError as exc:
         raise _api_error(exc) from None
 
