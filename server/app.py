@@ -27,6 +27,8 @@ from server.http.health import routes as health_routes
 from server.http.middleware import request_context, security_headers
 from server.hub import EventHub
 from server.rooms.dispatch import EVENTS, EventRouter
+from server.rooms.setup import INDEXES as ROOMS_INDEXES
+from server.rooms.setup import setup_rooms
 from server.rooms.socket_server import SOCKETIO, create_socket_server, install_connection_auth
 from server.store.blobs import GridFSBlobStore, LocalBlobStore
 from server.store.connect import open_store
@@ -34,7 +36,7 @@ from server.store.database import IndexSpec, ensure_indexes
 
 log = logging.getLogger("noctis")
 
-INDEXES: list[IndexSpec] = [*users.INDEXES, *sessions.INDEXES, *audit.INDEXES]
+INDEXES: list[IndexSpec] = [*users.INDEXES, *sessions.INDEXES, *audit.INDEXES, *ROOMS_INDEXES]
 
 
 @dataclass
@@ -97,6 +99,7 @@ def build_app(settings: Settings, options: AppOptions | None = None) -> web.Appl
         yield
 
     app.cleanup_ctx.extend([store_ctx, auth_ctx])
+    setup_rooms(app)
     app.add_routes(health_routes)
     app.add_routes(auth_routes)
     return app
