@@ -54,14 +54,13 @@ class Alerts:
 
     async def accept(self, alert: dict[str, Any]) -> bool:
         """Store an alert if it is newer than what we hold; False for a stale or repeated one."""
-        doc = {**alert, "_id": alert["id"]}
-        result = await self._alerts.replace_one(
-            {"_id": alert["id"], "version": {"$lt": alert["version"]}}, doc
+        result = await self._alerts.update_one(
+            {"_id": alert["id"], "version": {"$lt": alert["version"]}}, {"$set": alert}
         )
         if result.matched_count:
             return True
         try:
-            await self._alerts.insert_one(doc)
+            await self._alerts.insert_one({**alert, "_id": alert["id"]})
         except DuplicateKeyError:
             return False
         return True

@@ -136,7 +136,19 @@ class Annotations:
             before = entry["before"] or {}
             changes = {key: before.get(key) for key in GEOMETRY}
             changes["measurement"] = await self._measure({**current, **changes})
-        result = await self._apply(principal, "undo", current, entry["version"], changes)
+        later = self._history.find(
+            {"annotation_id": entry["annotation_id"], "version": {"$gt": entry["version"]}}
+        )
+        async for step in later:
+            if step["actor"]["user_id"] != principal.user_id or not (
+                step["action"] == "undo" or step["undone"]
+            ):
+                raise ApiError(
+                    "stale_version",
+                    f"{step['actor']['username']} changed this annotation since; undo refused.",
+                    details={"current": public(current)},
+                )
+        result = await self._apply(principal, "undo", current, current["version"], changes)
         await self._history.update_one({"_id": entry["_id"]}, {"$set": {"undone": True}})
         return result
 
@@ -218,6 +230,8 @@ def actor(principal: Principal) -> dict[str, str]:
 
 def public(doc: Document) -> Document:
     out = {key: value for key, value in doc.items() if key != "_id"}
+    # nx-27017 stores a top-level boolean written by $set as 0/1.
+    out["deleted"] = bool(doc.get("deleted", False))
     out["id"] = doc["_id"]
     return out
 

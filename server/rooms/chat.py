@@ -107,5 +107,7 @@ class Chat:
 
 def public(doc: Document) -> Document:
     out = {key: value for key, value in doc.items() if key != "_id"}
+    # nx-27017 stores a top-level boolean written by $set as 0/1.
+    out["deleted"] = bool(doc.get("deleted", False))
     out["id"] = str(doc["_id"])
     return out

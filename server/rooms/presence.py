@@ -111,9 +111,10 @@ class Presence:
 
     async def join(self, member: Member) -> None:
         self.local[(member.sid, member.study_uid)] = member
-        await self._members.replace_one(
+        # update_one, not replace_one: nx-27017 ignores upsert on replace_one.
+        await self._members.update_one(
             {"_id": _member_id(member.sid, member.study_uid)},
-            {**_doc(member), "node": self.node_id, "seen": self._clock()},
+            {"$set": {**_doc(member), "node": self.node_id, "seen": self._clock()}},
             upsert=True,
         )
         self._batch(member.study_uid).members[member.sid] = member

@@ -24,7 +24,7 @@ async def test_join_answers_a_snapshot_and_writes_an_audit_entry(store: Store) -
     snapshot = answer["snapshot"]
     assert snapshot["seq"] == 0
     assert [p["username"] for p in snapshot["participants"]] == ["alice"]
-    assert snapshot["annotations"] == [] and snapshot["chat"] == [] and snapshot["alerts"] == []
+    assert (snapshot["annotations"], snapshot["chat"], snapshot["alerts"]) == ([], [], [])
     entry = await store["audit"].find_one({"action": "room.join"})
     assert entry is not None
     assert (entry["actor"], entry["outcome"], entry["target"]) == (
