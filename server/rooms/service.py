@@ -31,7 +31,7 @@ from server.rooms.chat import TAIL, Chat, direct_conversation, study_conversatio
 from server.rooms.frames import FrameRelay, FrameRequest
 from server.rooms.oplog import Clock, RoomLog, study_room, worklist_room
 from server.rooms.presence import Member, Presence, colour_for
-from server.rooms.report import ReportDrafts, decode_message, encode
+from server.rooms.report import EMPTY_UPDATE, ReportDrafts, decode_message, encode
 from server.store.database import Document, IndexSpec, Store
 
 log = logging.getLogger(__name__)
@@ -375,8 +375,8 @@ class Rooms:
     ) -> dict[str, Any]:
         self.member(sid, study_uid)
         principal.require(Permission.REPORTS_READ)
-        kind, _ = decode_message(message)
-        if kind != YSyncMessageType.SYNC_STEP1:
+        kind, payload = decode_message(message)
+        if kind != YSyncMessageType.SYNC_STEP1 and payload != EMPTY_UPDATE:
             principal.require(Permission.REPORTS_WRITE)
         result = await self.reports.handle(study_uid, message, principal.user_id)
         if result.relay is not None:
