@@ -115,7 +115,7 @@ async def test_readers_on_two_nodes_share_a_room_and_survive_a_node_stopping(
                         break
                     await asyncio.sleep(0.1)
                 await call(a, "chat.send", {"study_uid": STUDY, "text": "are you back?"})
-                b2, inbox_b2 = await _connect(one.url, bob_token)
+                b2, _ = await _connect(one.url, bob_token)
                 clients.append(b2)
                 again = await call(b2, "room.join", {"study_uid": STUDY, "since": last_seen})
                 assert again["mode"] == "ops"
