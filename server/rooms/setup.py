@@ -54,7 +54,7 @@ INDEXES: list[IndexSpec] = [
 ]
 
 # A connection with this many packets it has not read is cut off: engine.io queues without bound.
-STALLED_PACKETS = 1000
+STALLED_PACKETS = 500
 WATCH_S = 1.0
 
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
+
+import socketio
 
 from server.appkeys import STORE
 from server.auth.roles import Role
 from server.rooms.setup import ROOMS
+from server.rooms.socket_server import SOCKETIO
 from shared.protocol import catalog
 from tests.conftest import Noctis
 from tests.rooms.clients import Inbox, call
+from tests.rooms.rawclient import RawSocketIO
 from tests.rooms.support import OTHER_STUDY, STUDY, SliceRenderer
 from tests.rooms.yclient import YClient
 from tests.support.sockets import socket_client
@@ -200,3 +205,41 @@ async def test_viewport_updates_come_back_as_binary_frames(noctis: Noctis) -> No
         assert data[:2] == b"\xff\xd8"
         missing = await call(a, "viewport.render", {"study_uid": STUDY, "viewport": {"frame": 1}})
         assert missing["error"]["code"] == "validation_failed"
+
+
+async def test_a_client_that_never_reads_is_cut_off(noctis: Noctis) -> None:
+    await _studies(noctis)
+    alice = await noctis.token_for("alice")
+    sio_server = noctis.app[SOCKETIO]
+    host, port = noctis.client.server.host, noctis.client.server.port
+    assert isinstance(port, int)
+    stalled = await RawSocketIO.connect(str(host), port, alice)
+    await stalled.emit("room.join", {"study_uid": STUDY})
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            senders = [
+                await stack.enter_async_context(socket_client(noctis.client, alice))
+                for _ in range(4)
+            ]
+            for sender in senders:
+                await call(sender, "room.join", {"study_uid": STUDY})
+            stalled_sids = set(sio_server.eio.sockets) - {
+                sio_server.manager.eio_sid_from_sid(s.get_sid(), "/") for s in senders
+            }
+            assert len(stalled_sids) == 1
+            text = "x" * 4000
+
+            async def flood(sender: socketio.AsyncClient) -> None:
+                for _ in range(400):
+                    if not stalled_sids & set(sio_server.eio.sockets):
+                        return
+                    answer = await call(sender, "chat.send", {"study_uid": STUDY, "text": text})
+                    if "error" in answer:
+                        assert answer["error"]["code"] == "rate_limited"
+                        await asyncio.sleep(0.1)
+
+            await asyncio.gather(*(flood(sender) for sender in senders))
+            assert not stalled_sids & set(sio_server.eio.sockets), "the stalled client is still on"
+            assert all(sender.connected for sender in senders)
+    finally:
+        stalled.close()
