@@ -12,7 +12,6 @@ node, never through the inter-node queue.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections import OrderedDict
@@ -220,17 +219,3 @@ class NoRenderer:
 
     async def render(self, request: FrameRequest) -> Frame:
         raise ApiError("service_unavailable", "No render service is connected to the rooms.")
-
-
-def engineio_backlog(sio: Any) -> Backlog:
-    """The outgoing queue length of a local Socket.IO connection (engine.io has no backpressure)."""
-
-    def backlog(sid: str) -> int:
-        with contextlib.suppress(Exception):
-            eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
-            socket = sio.eio.sockets.get(eio_sid)
-            if socket is not None:
-                return int(socket.queue.qsize())
-        return 0
-
-    return backlog

@@ -24,15 +24,15 @@ from server.rooms import annotations as annotation_store
 from server.rooms.access import Invitations, StoreStudyDirectory, StudyAccess, StudyDirectory
 from server.rooms.alerts import Alerts
 from server.rooms.annotations import Annotations
-from server.rooms.channel import SocketChannel
 from server.rooms.chat import Chat
 from server.rooms.dispatch import EVENTS
-from server.rooms.frames import FrameRelay, NoRenderer, Renderer, engineio_backlog
+from server.rooms.frames import FrameRelay, NoRenderer, Renderer
 from server.rooms.handlers import register_handlers
 from server.rooms.measure import Measurer, Unmeasured
 from server.rooms.presence import Presence
 from server.rooms.report import ReportDrafts
 from server.rooms.service import Rooms
+from server.rooms.socket_channel import SocketChannel, engineio_backlog
 from server.rooms.socket_server import SOCKETIO
 from server.store.database import IndexSpec
 

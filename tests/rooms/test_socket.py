@@ -8,8 +8,10 @@ from typing import Any
 
 import socketio
 
-from server.appkeys import STORE
+from server.appkeys import HUB, STORE
+from server.auth.guard import AUTH_SERVICE
 from server.auth.roles import Role
+from server.hub import DomainEvent
 from server.rooms.setup import ROOMS
 from server.rooms.socket_server import SOCKETIO
 from shared.protocol import catalog
@@ -243,3 +245,48 @@ async def test_a_client_that_never_reads_is_cut_off(noctis: Noctis) -> None:
             assert all(sender.connected for sender in senders)
     finally:
         stalled.close()
+
+
+async def test_an_alert_raised_on_the_hub_reaches_room_worklist_and_assignee(
+    noctis: Noctis,
+) -> None:
+    await _studies(noctis)
+    alice = await noctis.token_for("alice")
+    bob = await noctis.token_for("bob")
+    bob_id = (await noctis.app[AUTH_SERVICE].users.by_username("bob")).id  # type: ignore[union-attr]
+    tech = await noctis.token_for("tech", Role.TECHNICIAN)
+    async with (
+        socket_client(noctis.client, alice) as reader,
+        socket_client(noctis.client, bob) as assignee,
+        socket_client(noctis.client, tech) as desk,
+    ):
+        inboxes = {
+            "reader": Inbox(reader, "room.op"),
+            "assignee": Inbox(assignee, "alert"),
+            "desk": Inbox(desk, "alert"),
+        }
+        await call(reader, "room.join", {"study_uid": STUDY})
+        assert (await call(desk, "worklist.join", {})) == {"ok": True, "room": "worklist:main"}
+        raised = {
+            "id": "ai-7",
+            "study_uid": STUDY,
+            "facility": "main",
+            "severity": "critical",
+            "status": "open",
+            "title": "Pneumothorax suspected",
+            "assigned_to": bob_id,
+            "version": 1,
+            "raised_at": 1.0,
+        }
+        await noctis.app[HUB].publish(DomainEvent("alert.raised", raised, "main"))
+        op = await inboxes["reader"].next("room.op")
+        assert (op["type"], op["data"]["id"]) == ("alert.changed", "ai-7")
+        assert (await inboxes["desk"].next("alert"))["id"] == "ai-7"
+        assert (await inboxes["assignee"].next("alert"))["id"] == "ai-7"
+
+        acked = await call(reader, "alert.acknowledge", {"alert_id": "ai-7", "version": 1})
+        catalog().validate_ack("alert.acknowledge", acked)
+        assert (await inboxes["desk"].next("alert"))["status"] == "acknowledged"
+        assert (await inboxes["reader"].next("room.op"))["data"]["status"] == "acknowledged"
+        denied = await call(desk, "alert.resolve", {"alert_id": "ai-7", "version": 2})
+        assert denied["error"]["code"] == "forbidden"
