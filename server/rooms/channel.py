@@ -20,6 +20,9 @@ class Channel(Protocol):
     async def send_local(self, event: str, *args: Any, sid: str) -> None:
         """Deliver to one connection held by this node, bypassing the inter-node queue."""
 
+    async def call_local(self, event: str, *args: Any, sid: str, timeout: float) -> bool:
+        """As ``send_local``, then wait for the client's acknowledgement; False if none came."""
+
     async def enter(self, sid: str, room: str) -> None: ...
 
     async def leave(self, sid: str, room: str) -> None: ...
@@ -43,6 +46,7 @@ class MemoryChannel:
 
     sent: list[Sent] = field(default_factory=list)
     members: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    unresponsive: set[str] = field(default_factory=set)
 
     async def send(
         self, event: str, payload: Any, *, room: str, skip_sid: str | None = None
@@ -51,6 +55,10 @@ class MemoryChannel:
 
     async def send_local(self, event: str, *args: Any, sid: str) -> None:
         self.sent.append(Sent(event, args[0] if len(args) == 1 else args, sid=sid))
+
+    async def call_local(self, event: str, *args: Any, sid: str, timeout: float) -> bool:
+        await self.send_local(event, *args, sid=sid)
+        return sid not in self.unresponsive
 
     async def enter(self, sid: str, room: str) -> None:
         self.members[room].add(sid)

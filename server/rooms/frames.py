@@ -1,12 +1,14 @@
 """Rendered frames over the room: latest wins per viewer, identical renders shared, bounded.
 
-Each connection has one lane: at most one render in flight and one request waiting; a newer
-request replaces the waiting one. Identical requests (same key: everything that changes the
-pixels) in flight at once are rendered once and recently rendered frames are kept, so fifty
-followers of one presenter cost one render. A frame is sent only when the connection's outgoing
-queue is short; while it is not, newer frames replace older ones, so a slow client gets fewer
-frames and never an unbounded queue. Frames go straight to the viewer's own connection on this
-node, never through the inter-node queue.
+Each connection has one lane: at most one frame in flight (rendering, or sent and not yet
+acknowledged by the client) and one request waiting; a newer request replaces the waiting one.
+Identical requests (same key: everything that changes the pixels) in flight at once are rendered
+once and recently rendered frames are kept, so fifty followers of one presenter cost one render.
+
+Engine.IO has no backpressure: the aiohttp transport buffers whatever is written, without limit.
+So the frame waits for the client's acknowledgement before the lane moves on, and while it waits
+newer requests replace older ones: a slow client gets fewer frames, never a growing queue. Frames
+go straight to the viewer's own connection on this node, never through the inter-node queue.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from server.rooms.channel import Channel
 log = logging.getLogger(__name__)
 
 MAX_BACKLOG = 8
+ACK_TIMEOUT_S = 5.0
 BACKLOG_WAIT_S = 0.01
 BACKLOG_GIVE_UP_S = 10.0
 RECENT_FRAMES = 64
@@ -103,6 +106,7 @@ class FrameStats:
     superseded: int = 0
     sent: int = 0
     skipped_slow: int = 0
+    unacknowledged: int = 0
 
 
 @dataclass
@@ -193,8 +197,11 @@ class FrameRelay:
                     "quality": "final",
                     "viewport": viewport,
                 }
-                await self.channel.send_local("frame", meta, frame.data, sid=sid)
                 self.stats.sent += 1
+                if not await self.channel.call_local(
+                    "frame", meta, frame.data, sid=sid, timeout=ACK_TIMEOUT_S
+                ):
+                    self.stats.unacknowledged += 1
         except Exception:
             log.exception("frame lane failed", extra={"sid": sid})
         finally:

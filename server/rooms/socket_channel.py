@@ -23,6 +23,14 @@ class SocketChannel:
         data: Any = args[0] if len(args) == 1 else tuple(args)
         await self.sio.emit(event, data, to=sid, ignore_queue=True)
 
+    async def call_local(self, event: str, *args: Any, sid: str, timeout: float) -> bool:
+        data: Any = args[0] if len(args) == 1 else tuple(args)
+        try:
+            await self.sio.call(event, data, to=sid, timeout=timeout, ignore_queue=True)
+        except (TimeoutError, socketio.exceptions.SocketIOError):
+            return False
+        return True
+
     async def enter(self, sid: str, room: str) -> None:
         await self.sio.enter_room(sid, room)
 
