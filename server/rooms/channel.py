@@ -20,7 +20,7 @@ class Channel(Protocol):
     async def send_local(self, event: str, *args: Any, sid: str) -> None:
         """Deliver to one connection held by this node, bypassing the inter-node queue."""
 
-    async def call_local(self, event: str, *args: Any, sid: str, timeout: float) -> bool:
+    async def call_local(self, event: str, *args: Any, sid: str, wait_s: float) -> bool:
         """As ``send_local``, then wait for the client's acknowledgement; False if none came."""
 
     async def enter(self, sid: str, room: str) -> None: ...
@@ -56,7 +56,7 @@ class MemoryChannel:
     async def send_local(self, event: str, *args: Any, sid: str) -> None:
         self.sent.append(Sent(event, args[0] if len(args) == 1 else args, sid=sid))
 
-    async def call_local(self, event: str, *args: Any, sid: str, timeout: float) -> bool:
+    async def call_local(self, event: str, *args: Any, sid: str, wait_s: float) -> bool:
         await self.send_local(event, *args, sid=sid)
         return sid not in self.unresponsive
 

@@ -199,7 +199,7 @@ class FrameRelay:
                 }
                 self.stats.sent += 1
                 if not await self.channel.call_local(
-                    "frame", meta, frame.data, sid=sid, timeout=ACK_TIMEOUT_S
+                    "frame", meta, frame.data, sid=sid, wait_s=ACK_TIMEOUT_S
                 ):
                     self.stats.unacknowledged += 1
         except Exception:

@@ -23,10 +23,10 @@ class SocketChannel:
         data: Any = args[0] if len(args) == 1 else tuple(args)
         await self.sio.emit(event, data, to=sid, ignore_queue=True)
 
-    async def call_local(self, event: str, *args: Any, sid: str, timeout: float) -> bool:
+    async def call_local(self, event: str, *args: Any, sid: str, wait_s: float) -> bool:
         data: Any = args[0] if len(args) == 1 else tuple(args)
         try:
-            await self.sio.call(event, data, to=sid, timeout=timeout, ignore_queue=True)
+            await self.sio.call(event, data, to=sid, timeout=wait_s, ignore_queue=True)
         except (TimeoutError, socketio.exceptions.SocketIOError):
             return False
         return True
