@@ -53,3 +53,13 @@ def engineio_backlog(sio: socketio.AsyncServer) -> Backlog:
         return 0
 
     return backlog
+
+
+def buffered_bytes(sio: socketio.AsyncServer, eio_sid: str) -> int:
+    """Bytes the aiohttp transport holds for a connection: it buffers writes without limit."""
+    with contextlib.suppress(Exception):
+        environ = sio.environ.get(eio_sid) or {}
+        transport = getattr(environ.get("aiohttp.request"), "transport", None)
+        if transport is not None:
+            return int(transport.get_write_buffer_size())
+    return 0
