@@ -55,7 +55,7 @@ INDEXES: list[IndexSpec] = [
 
 # A connection this far behind is cut off: engine.io queues and the transport buffers without bound.
 STALLED_PACKETS = 500
-STALLED_BYTES = 32 << 20
+STALLED_BYTES = 4 << 20
 WATCH_S = 1.0
 
 

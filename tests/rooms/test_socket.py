@@ -231,8 +231,9 @@ async def test_a_client_that_never_reads_is_cut_off(noctis: Noctis) -> None:
             assert len(stalled_sids) == 1
             text = "x" * 4000
 
+            # The kernel buffers take ~3 MB (about 700 of these) before anything queues.
             async def flood(sender: socketio.AsyncClient) -> None:
-                for _ in range(400):
+                for _ in range(800):
                     if not stalled_sids & set(sio_server.eio.sockets):
                         return
                     answer = await call(sender, "chat.send", {"study_uid": STUDY, "text": text})
