@@ -234,6 +234,7 @@ async def scenario_follow(
     latencies: list[float] = []
     delivered: defaultdict[int, int] = defaultdict(int)
     presenter_frames: list[float] = []
+    nodes: dict[socketio.AsyncClient, str] = {}
     clients = [presenter]
     uid = study(0)
     await presenter.call("room.join", {"study_uid": uid}, timeout=20)
@@ -250,7 +251,9 @@ async def scenario_follow(
         index = n
 
         async def follow(payload: dict[str, Any], sio: socketio.AsyncClient = sio) -> None:
-            await sio.emit("viewport.render", {"study_uid": uid, "viewport": payload["viewport"]})
+            if payload.get("node") != nodes.get(sio):  # held by another node: ask ours
+                render = {"study_uid": uid, "viewport": payload["viewport"]}
+                await sio.emit("viewport.render", render)
 
         def on_frame(meta: dict[str, Any], data: bytes, index: int = index) -> None:
             tick = meta["viewport"]["frame"]
@@ -259,7 +262,8 @@ async def scenario_follow(
 
         sio.on("follow.viewport", follow)
         sio.on("frame", on_frame)
-        await sio.call("room.join", {"study_uid": uid}, timeout=20)
+        joined = await sio.call("room.join", {"study_uid": uid}, timeout=20)
+        nodes[sio] = joined["node"]
     base = await baseline(clients[-1])
     before = await frame_stats(url)
     mark(procs)
