@@ -112,8 +112,8 @@ async def servers(count: int, tmp: Path, redis_url: str | None) -> AsyncIterator
     users = Users(db)
     for n in range(6):
         await users.create(f"reader{n}", PASSWORD, Role.RADIOLOGIST, "main")
-    await db["studies"].insert_many(
-        [{"StudyInstanceUID": study(n), "facility": "main"} for n in range(20)]
+    await db["dicom_studies"].insert_many(
+        [{"_id": study(n), "facility": "main"} for n in range(20)]
     )
     await db.close()
     procs: list[Proc] = []

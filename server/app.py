@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from server.appkeys import BLOBS, HUB, SETTINGS, STORE
+from server.appkeys import BLOBS, HUB, SETTINGS, STORE, TRUST_PROXY
 from server.auth import audit, sessions, users
 from server.auth.audit import AuditLog
-from server.auth.guard import AUTH_SERVICE, TRUST_PROXY
+from server.auth.guard import AUTH_SERVICE
 from server.auth.lockout import Lockout, LockoutPolicy
 from server.auth.routes import routes as auth_routes
 from server.auth.service import AuthService
@@ -23,20 +23,32 @@ from server.auth.sessions import Sessions
 from server.auth.tokens import AccessTokens, Clock, utc_now
 from server.auth.users import Users, bootstrap_admin
 from server.config import Settings
+from server.dicom import setup as dicom_setup
 from server.http.health import routes as health_routes
 from server.http.middleware import request_context, security_headers
 from server.hub import EventHub
 from server.rooms.dispatch import EVENTS, EventRouter
 from server.rooms.setup import INDEXES as ROOMS_INDEXES
+from server.rooms.setup import draft_source as rooms_draft_source
 from server.rooms.setup import setup_rooms
 from server.rooms.socket_server import SOCKETIO, create_socket_server, install_connection_auth
+from server.rooms.uploads import setup_uploads
 from server.store.blobs import GridFSBlobStore, LocalBlobStore
 from server.store.connect import open_store
 from server.store.database import IndexSpec, ensure_indexes
+from server.workflow import setup as workflow_setup
+from server.workflow.service import DRAFT_SOURCE
 
 log = logging.getLogger("noctis")
 
-INDEXES: list[IndexSpec] = [*users.INDEXES, *sessions.INDEXES, *audit.INDEXES, *ROOMS_INDEXES]
+INDEXES: list[IndexSpec] = [
+    *users.INDEXES,
+    *sessions.INDEXES,
+    *audit.INDEXES,
+    *dicom_setup.INDEXES,
+]
+INDEXES += workflow_setup.INDEXES
+INDEXES += ROOMS_INDEXES
 
 
 @dataclass
@@ -99,7 +111,11 @@ def build_app(settings: Settings, options: AppOptions | None = None) -> web.Appl
         yield
 
     app.cleanup_ctx.extend([store_ctx, auth_ctx])
+    app[DRAFT_SOURCE] = rooms_draft_source(app)
+    workflow_setup.setup_workflow(app, options.clock)
     setup_rooms(app)
     app.add_routes(health_routes)
     app.add_routes(auth_routes)
+    dicom_setup.setup_dicom(app)
+    setup_uploads(app)
     return app

@@ -8,17 +8,20 @@ import getpass
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
-from server.app import AppOptions, build_app
+from server.app import INDEXES, AppOptions, build_app
 from server.auth.roles import Role
 from server.auth.sessions import Sessions
 from server.auth.users import DEFAULT_FACILITY, Users
 from server.config import ConfigError, Settings, ensure_secret_key, load_settings
+from server.dicom.importer import run_import
 from server.http.errors import ApiError
 from server.logs import configure_logging
 from server.store.connect import open_store
+from server.store.database import ensure_indexes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--mongo-url", help="NOCTIS_MONGO_URL")
     serve.add_argument("--redis-url", help="NOCTIS_REDIS_URL")
     serve.add_argument("--dicom-port", type=int, help="NOCTIS_DICOM_PORT")
+
+    dicom_import = commands.add_parser("import", help="ingest every DICOM file under PATH")
+    dicom_import.add_argument("path")
+    dicom_import.add_argument("--facility", default=DEFAULT_FACILITY)
 
     user = commands.add_parser("user", help="manage accounts")
     user_commands = user.add_subparsers(dest="user_command", required=True)
@@ -102,6 +109,7 @@ def serve(settings: Settings) -> None:
 
 async def _user_command(settings: Settings, args: argparse.Namespace) -> int:
     async with open_store(settings) as store:
+        await ensure_indexes(store, INDEXES)
         users = Users(store)
         if args.user_command == "add":
             if args.password_stdin:
@@ -134,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             serve(settings)
             return 0
+        if args.command == "import":
+            return asyncio.run(run_import(settings, Path(args.path), args.facility))
         return asyncio.run(_user_command(settings, args))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
@@ -141,3 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ApiError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,8 +1,8 @@
 """Who may enter which study room: role, the study's facility, and invitations.
 
-The study's facility belongs to the DICOM archive. Rooms only need one question answered, so
-they depend on the small ``StudyDirectory`` protocol; the composition root wires it to the
-archive's ``studies`` collection.
+The study's facility belongs to the worklist and the DICOM archive. Rooms only need one question
+answered, so they depend on the small ``StudyDirectory`` protocol; by default it reads both
+capabilities' collections (by their documented keys), and the composition root may wire another.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from server.rooms.oplog import Clock
 from server.store.database import IndexSpec, Store
 
 INVITATIONS = "study_invitations"
-STUDIES = "studies"
+WORKLIST = "worklist_items"
+ARCHIVE_STUDIES = "dicom_studies"
 INDEXES = [IndexSpec(INVITATIONS, [("study_uid", 1), ("user_id", 1)], unique=True)]
 
 
@@ -29,18 +30,18 @@ class StudyDirectory(Protocol):
 
 
 class StoreStudyDirectory:
-    """Reads the archive's study index: ``{"StudyInstanceUID": ..., "facility": ...}``."""
+    """Asks the worklist (``worklist_items``: it knows ordered studies before their first image)
+    and then the archive's study index (``dicom_studies``, ``_id`` = Study Instance UID)."""
 
-    def __init__(self, store: Store, collection: str = STUDIES) -> None:
-        self._studies = store[collection]
+    def __init__(self, store: Store) -> None:
+        self._worklist = store[WORKLIST]
+        self._archive = store[ARCHIVE_STUDIES]
 
     async def study_facility(self, study_uid: str) -> str | None:
-        doc = await self._studies.find_one(
-            {"StudyInstanceUID": study_uid}, {"facility": 1, "_id": 0}
-        )
+        doc = await self._worklist.find_one({"study_instance_uid": study_uid}, {"facility": 1})
         if doc is None:
-            return None
-        facility = doc.get("facility")
+            doc = await self._archive.find_one({"_id": study_uid}, {"facility": 1})
+        facility = doc.get("facility") if doc else None
         return facility if isinstance(facility, str) else None
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from bson import Binary
 from pycrdt import (
     Doc,
+    Text,
     YMessageType,
     YSyncMessageType,
     create_sync_message,
@@ -35,6 +36,8 @@ UPDATES = "report_updates"
 SNAPSHOTS = "report_snapshots"
 INDEXES = [IndexSpec(UPDATES, [("study_uid", 1), ("n", 1)], unique=True)]
 COMPACT_EVERY = 200
+# The shared text type holding the draft, as the web client names it (client/src/report.ts).
+REPORT_TEXT = "report"
 EMPTY_UPDATE = b"\x00\x00"
 
 
@@ -151,6 +154,13 @@ class ReportDrafts:
             except DuplicateKeyError:
                 return
         await self._updates.delete_many({"study_uid": study_uid, "n": {"$lte": last}})
+
+    async def draft_text(self, study_uid: str) -> str | None:
+        """The draft as plain text (what the workflow signs), or None when nobody wrote one."""
+        doc, last = await self.load(study_uid)
+        if last == 0:
+            return None
+        return str(doc.get(REPORT_TEXT, type=Text))
 
     async def state(self, study_uid: str) -> dict[str, object]:
         doc, _ = await self.load(study_uid)

@@ -37,6 +37,7 @@ from server.store.database import Document, IndexSpec, Store
 log = logging.getLogger(__name__)
 
 ROOMS = "study_rooms"
+CHAT_MENTIONED = "chat.mentioned"
 INDEXES: list[IndexSpec] = []
 
 Publish = Callable[[DomainEvent], Awaitable[None]]
@@ -240,6 +241,20 @@ class Rooms:
         for user in mentioned:
             if user is not None and user.id != principal.user_id:
                 await self.channel.send("chat.mention", message, room=user_room(user.id))
+        if mentions:
+            # The workflow keeps a notification per mentioned reader (server.workflow.events).
+            await self.publish(
+                DomainEvent(
+                    CHAT_MENTIONED,
+                    {
+                        "study_uid": study_uid,
+                        "author": principal.username,
+                        "mentions": mentions,
+                        "text": payload["text"],
+                    },
+                    facility=principal.facility,
+                )
+            )
         return {"message": message}
 
     async def chat_change(
@@ -431,8 +446,10 @@ class Rooms:
     async def _deliver_alert(self, alert: dict[str, Any], who: dict[str, str] | None) -> None:
         await self.broadcast(alert["study_uid"], "alert.changed", who, alert)
         await self.channel.send("alert", alert, room=worklist_room(alert["facility"]))
-        if alert.get("assigned_to"):
-            await self.channel.send("alert", alert, room=user_room(alert["assigned_to"]))
+        # The workflow names the assignee by username in assigned_to and adds the user id.
+        assignee = alert.get("assigned_user_id") or alert.get("assigned_to")
+        if assignee:
+            await self.channel.send("alert", alert, room=user_room(assignee))
 
     # -- audit ----------------------------------------------------------------------------
 

@@ -59,6 +59,20 @@ STALLED_BYTES = 4 << 20
 WATCH_S = 1.0
 
 
+class _Drafts:
+    """The workflow signs the text of the rooms' report draft; the core exists once started."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    async def draft_text(self, study_uid: str) -> str | None:
+        return await self._app[ROOMS].reports.draft_text(study_uid)
+
+
+def draft_source(app: web.Application) -> _Drafts:
+    return _Drafts(app)
+
+
 def setup_rooms(app: web.Application) -> None:
     register_handlers(app[EVENTS], lambda: app[ROOMS])
     app.cleanup_ctx.append(_rooms_ctx)

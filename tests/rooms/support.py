@@ -93,7 +93,7 @@ async def make_user(
 
 
 async def add_study(store: Store, study_uid: str = STUDY, facility: str = "main") -> None:
-    await store["studies"].insert_one({"StudyInstanceUID": study_uid, "facility": facility})
+    await store["dicom_studies"].insert_one({"_id": study_uid, "facility": facility})
 
 
 def make_rooms(store: Store, channel: MemoryChannel | None = None, **kwargs: Any) -> Rooms:

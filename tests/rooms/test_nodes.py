@@ -41,7 +41,7 @@ async def test_readers_on_two_nodes_share_a_room_and_survive_a_node_stopping(
     users = Users(store)
     await users.create("alice", TEST_PASSWORD, Role.RADIOLOGIST, "main")
     await users.create("bob", TEST_PASSWORD, Role.RADIOLOGIST, "main")
-    await store["studies"].insert_one({"StudyInstanceUID": STUDY, "facility": "main"})
+    await store["dicom_studies"].insert_one({"_id": STUDY, "facility": "main"})
     clients: list[socketio.AsyncClient] = []
     try:
         with redis_server() as redis_url:

@@ -64,7 +64,9 @@ async def test_two_writers_converge_and_the_draft_survives_a_restart(store: Stor
 
     restarted = ReportDrafts(store)
     doc, _ = await restarted.load(STUDY)
-    assert str(doc.get("body", type=Text)) == str(a.text)
+    assert str(doc.get("report", type=Text)) == str(a.text)
+    assert await restarted.draft_text(STUDY) == str(a.text)
+    assert await restarted.draft_text("1.2.3.4.5") is None
     late = YClient()
     rooms_after = make_rooms(store)
     await rooms_after.join(bob, "c", STUDY, None)

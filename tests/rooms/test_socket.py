@@ -32,10 +32,10 @@ LINE = {
 
 
 async def _studies(noctis: Noctis) -> None:
-    await noctis.app[STORE]["studies"].insert_many(
+    await noctis.app[STORE]["dicom_studies"].insert_many(
         [
-            {"StudyInstanceUID": STUDY, "facility": "main"},
-            {"StudyInstanceUID": OTHER_STUDY, "facility": "elsewhere"},
+            {"_id": STUDY, "facility": "main"},
+            {"_id": OTHER_STUDY, "facility": "elsewhere"},
         ]
     )
 

@@ -7,13 +7,13 @@ from typing import Any
 
 from pycrdt import Doc, Text, TransactionEvent, create_sync_message, create_update_message
 
-from server.rooms.report import create_sync_message_step2, decode_message
+from server.rooms.report import REPORT_TEXT, create_sync_message_step2, decode_message
 
 
 class YClient:
     def __init__(self) -> None:
         self.doc: Doc[Any] = Doc()
-        self.text = self.doc.get("body", type=Text)
+        self.text = self.doc.get(REPORT_TEXT, type=Text)
         self.outbox: list[str] = []
         self._remote = False
         self.doc.observe(self._changed)
