@@ -1,9 +1,9 @@
 """Wiring the rooms into the app: one cleanup context that builds the core, and the handlers.
 
-Other capabilities plug in through three optional app keys, read at start-up: the archive's
-``StudyDirectory`` (default: the ``studies`` collection), the render service's ``Renderer``
-(default: none, viewports get ``service_unavailable``) and a ``Measurer`` (default: values are
-stored as not measured).
+Other capabilities plug in through optional app keys, read at start-up: a ``StudyDirectory``
+(default: the worklist's and the archive's collections), a ``Renderer`` and a ``Measurer``
+(default: the render service under ``RENDER_SERVICE`` when its context runs before this one;
+without it viewports get ``service_unavailable`` and values are stored as not measured).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from aiohttp import web
 
 from server.appkeys import HUB, STORE
 from server.auth.guard import AUTH_SERVICE
+from server.http.render_routes import RENDER_SERVICE
 from server.rooms import access, alerts, chat, oplog, presence, report
 from server.rooms import annotations as annotation_store
 from server.rooms.access import Invitations, StoreStudyDirectory, StudyAccess, StudyDirectory
@@ -30,6 +31,7 @@ from server.rooms.frames import FrameRelay, NoRenderer, Renderer
 from server.rooms.handlers import register_handlers
 from server.rooms.measure import Measurer, Unmeasured
 from server.rooms.presence import Presence
+from server.rooms.render_link import ServiceMeasurer, ServiceRenderer, StudyInstances
 from server.rooms.report import ReportDrafts
 from server.rooms.service import Rooms
 from server.rooms.socket_channel import SocketChannel, buffered_bytes, engineio_backlog
@@ -84,16 +86,27 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     channel = SocketChannel(sio)
     auth = app[AUTH_SERVICE]
     directory = app.get(STUDY_DIRECTORY) or StoreStudyDirectory(store)
+    # With the render service running (its context registered before this one), frames and
+    # measurements come from it; until then viewports get service_unavailable and values are
+    # stored as not measured.
+    service = app.get(RENDER_SERVICE)
+    instances = StudyInstances(store)
+    renderer = app.get(ROOM_RENDERER) or (
+        ServiceRenderer(service, instances) if service else NoRenderer()
+    )
+    measurer = app.get(ROOM_MEASURER) or (
+        ServiceMeasurer(service, instances) if service else Unmeasured()
+    )
     rooms = Rooms(
         store=store,
         channel=channel,
         access=StudyAccess(directory, Invitations(store)),
         presence=Presence(store, channel, node_id=uuid.uuid4().hex),
-        annotations=Annotations(store, app.get(ROOM_MEASURER) or Unmeasured()),
+        annotations=Annotations(store, measurer),
         chat=Chat(store),
         reports=ReportDrafts(store),
         alerts=Alerts(store),
-        frames=FrameRelay(app.get(ROOM_RENDERER) or NoRenderer(), channel, engineio_backlog(sio)),
+        frames=FrameRelay(renderer, channel, engineio_backlog(sio)),
         audit=auth.audit,
         users=auth.users,
         publish=app[HUB].publish,
