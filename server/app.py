@@ -115,10 +115,10 @@ def build_app(settings: Settings, options: AppOptions | None = None) -> web.Appl
     app.cleanup_ctx.extend([store_ctx, auth_ctx])
     app[DRAFT_SOURCE] = rooms_draft_source(app)
     workflow_setup.setup_workflow(app, options.clock)
-    setup_rooms(app)
     app.add_routes(health_routes)
     app.add_routes(auth_routes)
     dicom_setup.setup_dicom(app)
     setup_render_routes(app, lambda app: app[ARCHIVE])
+    setup_rooms(app)  # after the render service: rooms render and measure through it
     setup_uploads(app)
     return app

@@ -12,6 +12,7 @@ from server.appkeys import HUB, STORE
 from server.auth.guard import AUTH_SERVICE
 from server.auth.roles import Role
 from server.hub import DomainEvent
+from server.rooms.render_link import ServiceMeasurer, ServiceRenderer
 from server.rooms.setup import ROOMS
 from server.rooms.socket_server import SOCKETIO
 from shared.protocol import catalog
@@ -193,7 +194,11 @@ async def test_report_draft_converges_between_two_writers(noctis: Noctis) -> Non
 
 async def test_viewport_updates_come_back_as_binary_frames(noctis: Noctis) -> None:
     await _studies(noctis)
-    noctis.app[ROOMS].frames.renderer = SliceRenderer()
+    rooms = noctis.app[ROOMS]
+    # The app wires the render service in; this test swaps in a renderer needing no archive.
+    assert isinstance(rooms.frames.renderer, ServiceRenderer)
+    assert isinstance(rooms.annotations.measurer, ServiceMeasurer)
+    rooms.frames.renderer = SliceRenderer()
     alice = await noctis.token_for("alice")
     async with socket_client(noctis.client, alice) as a:
         inbox = Inbox(a, "frame", "frame.error")
