@@ -30,12 +30,16 @@ from server.http.middleware import request_context, security_headers
 from server.http.render_routes import setup_render_routes
 from server.hub import EventHub
 from server.rooms.dispatch import EVENTS, EventRouter
+from server.rooms.setup import INDEXES as ROOMS_INDEXES
+from server.rooms.setup import draft_source as rooms_draft_source
+from server.rooms.setup import setup_rooms
 from server.rooms.socket_server import SOCKETIO, create_socket_server, install_connection_auth
 from server.rooms.uploads import setup_uploads
 from server.store.blobs import GridFSBlobStore, LocalBlobStore
 from server.store.connect import open_store
 from server.store.database import IndexSpec, ensure_indexes
 from server.workflow import setup as workflow_setup
+from server.workflow.service import DRAFT_SOURCE
 
 log = logging.getLogger("noctis")
 
@@ -46,6 +50,7 @@ INDEXES: list[IndexSpec] = [
     *dicom_setup.INDEXES,
 ]
 INDEXES += workflow_setup.INDEXES
+INDEXES += ROOMS_INDEXES
 
 
 @dataclass
@@ -108,10 +113,12 @@ def build_app(settings: Settings, options: AppOptions | None = None) -> web.Appl
         yield
 
     app.cleanup_ctx.extend([store_ctx, auth_ctx])
+    app[DRAFT_SOURCE] = rooms_draft_source(app)
     workflow_setup.setup_workflow(app, options.clock)
     app.add_routes(health_routes)
     app.add_routes(auth_routes)
     dicom_setup.setup_dicom(app)
     setup_render_routes(app, lambda app: app[ARCHIVE])
+    setup_rooms(app)  # after the render service: rooms render and measure through it
     setup_uploads(app)
     return app

@@ -1,0 +1,257 @@
+"""Rendered frames over the room: latest wins per viewer, identical renders shared, bounded.
+
+Each connection has one lane: at most ``WINDOW`` frames in flight (rendering, or sent and not yet
+acknowledged by the client) and one request waiting; a newer request replaces the waiting one.
+Identical requests (same key: everything that changes the pixels) in flight at once are rendered
+once and recently rendered frames are kept, so fifty followers of one presenter cost one render.
+
+Engine.IO has no backpressure: the aiohttp transport buffers whatever is written, without limit.
+So the frame waits for the client's acknowledgement before the lane moves on, and while it waits
+newer requests replace older ones: a slow client gets fewer frames, never a growing queue. Frames
+go straight to the viewer's own connection on this node, never through the inter-node queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from server.http.errors import ApiError
+from server.rooms.channel import Channel
+
+log = logging.getLogger(__name__)
+
+MAX_BACKLOG = 8
+ACK_TIMEOUT_S = 5.0
+# Frames sent and not yet acknowledged per viewer: two keep the pipe busy over one round trip.
+WINDOW = 2
+BACKLOG_WAIT_S = 0.01
+BACKLOG_GIVE_UP_S = 10.0
+RECENT_FRAMES = 64
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    """Everything that changes a frame's pixels: the render key."""
+
+    study_uid: str
+    instance_uid: str
+    frame: int
+    window_center: float | None
+    window_width: float | None
+    zoom: float
+    pan: tuple[float, float]
+    rotation: int
+    flip_h: bool
+    flip_v: bool
+    invert: bool
+    canvas: tuple[int, int]
+
+    @classmethod
+    def from_viewport(cls, study_uid: str, viewport: dict[str, Any]) -> FrameRequest:
+        if "instance_uid" not in viewport or "canvas" not in viewport:
+            raise ApiError("validation_failed", "a rendered viewport needs instance_uid and canvas")
+        pan = viewport.get("pan", [0.0, 0.0])
+        canvas = viewport["canvas"]
+        return cls(
+            study_uid=study_uid,
+            instance_uid=viewport["instance_uid"],
+            frame=int(viewport.get("frame", 0)),
+            window_center=viewport.get("window_center"),
+            window_width=viewport.get("window_width"),
+            zoom=float(viewport.get("zoom", 1.0)),
+            pan=(float(pan[0]), float(pan[1])),
+            rotation=int(viewport.get("rotation", 0)),
+            flip_h=bool(viewport.get("flip_h", False)),
+            flip_v=bool(viewport.get("flip_v", False)),
+            invert=bool(viewport.get("invert", False)),
+            canvas=(int(canvas[0]), int(canvas[1])),
+        )
+
+    def key(self) -> str:
+        """The same on every node, so clients can tell identical frames apart from new ones."""
+        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Frame:
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+
+
+class Renderer(Protocol):
+    async def render(self, request: FrameRequest) -> Frame:
+        """Render one frame; raises ``ApiError`` (e.g. ``not_found``) when it cannot."""
+
+
+class Backlog(Protocol):
+    def __call__(self, sid: str) -> int:
+        """Packets waiting to be written to this connection."""
+
+
+@dataclass
+class _Lane:
+    busy: bool = False
+    pending: tuple[FrameRequest, dict[str, Any]] | None = None
+    window: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WINDOW))
+
+    def take(self) -> tuple[FrameRequest, dict[str, Any]] | None:
+        pending, self.pending = self.pending, None
+        return pending
+
+
+@dataclass
+class FrameStats:
+    renders: int = 0
+    shared: int = 0
+    superseded: int = 0
+    sent: int = 0
+    skipped_slow: int = 0
+    unacknowledged: int = 0
+
+
+@dataclass
+class FrameRelay:
+    renderer: Renderer
+    channel: Channel
+    backlog: Backlog
+    max_backlog: int = MAX_BACKLOG
+    stats: FrameStats = field(default_factory=FrameStats)
+    _lanes: dict[str, _Lane] = field(default_factory=dict)
+    _inflight: dict[FrameRequest, asyncio.Future[Frame]] = field(default_factory=dict)
+    _recent: OrderedDict[FrameRequest, Frame] = field(default_factory=OrderedDict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def request(self, sid: str, request: FrameRequest, viewport: dict[str, Any]) -> None:
+        """Queue a frame for ``sid``; returns at once. A waiting older request is dropped."""
+        lane = self._lanes.setdefault(sid, _Lane())
+        if lane.pending is not None:
+            self.stats.superseded += 1
+        lane.pending = (request, viewport)
+        if not lane.busy:
+            lane.busy = True
+            task = asyncio.get_running_loop().create_task(self._drain(sid, lane))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def forget(self, sid: str) -> None:
+        lane = self._lanes.pop(sid, None)
+        if lane is not None:
+            lane.pending = None
+
+    async def render(self, request: FrameRequest) -> Frame:
+        cached = self._recent.get(request)
+        if cached is not None:
+            self._recent.move_to_end(request)
+            self.stats.shared += 1
+            return cached
+        running = self._inflight.get(request)
+        if running is not None:
+            self.stats.shared += 1
+            return await asyncio.shield(running)
+        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self._inflight[request] = future
+        try:
+            frame = await self.renderer.render(request)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: the waiters (if any) re-raise it
+            raise
+        finally:
+            self._inflight.pop(request, None)
+        self.stats.renders += 1
+        future.set_result(frame)
+        self._recent[request] = frame
+        while len(self._recent) > RECENT_FRAMES:
+            self._recent.popitem(last=False)
+        return frame
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _drain(self, sid: str, lane: _Lane) -> None:
+        try:
+            while lane.pending is not None and self._lanes.get(sid) is lane:
+                await lane.window.acquire()
+                pending = lane.take()  # a newer request may have replaced it while we waited
+                if pending is None:
+                    lane.window.release()
+                    break
+                request, viewport = pending
+                sending = False
+                try:
+                    sending = await self._render_and_send(sid, lane, request, viewport)
+                finally:
+                    if not sending:
+                        lane.window.release()
+        except Exception:
+            log.exception("frame lane failed", extra={"sid": sid})
+        finally:
+            lane.busy = False
+
+    async def _render_and_send(
+        self, sid: str, lane: _Lane, request: FrameRequest, viewport: dict[str, Any]
+    ) -> bool:
+        """True when a frame went out; its window slot is released once it is acknowledged."""
+        try:
+            frame = await self.render(request)
+        except ApiError as exc:
+            await self.channel.send_local(
+                "frame.error", {"study_uid": request.study_uid, **exc.as_payload()}, sid=sid
+            )
+            return False
+        if not await self._room_to_send(sid, lane):
+            return False
+        meta = {
+            "study_uid": request.study_uid,
+            "instance_uid": request.instance_uid,
+            "frame": request.frame,
+            "key": request.key(),
+            "content_type": frame.content_type,
+            "width": frame.width,
+            "height": frame.height,
+            "quality": "final",
+            "viewport": viewport,
+        }
+        self.stats.sent += 1
+        task = asyncio.get_running_loop().create_task(self._acknowledged(sid, lane, meta, frame))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _acknowledged(
+        self, sid: str, lane: _Lane, meta: dict[str, Any], frame: Frame
+    ) -> None:
+        try:
+            if not await self.channel.call_local(
+                "frame", meta, frame.data, sid=sid, wait_s=ACK_TIMEOUT_S
+            ):
+                self.stats.unacknowledged += 1
+        finally:
+            lane.window.release()
+
+    async def _room_to_send(self, sid: str, lane: _Lane) -> bool:
+        """Wait while the connection is backed up; False when a newer frame should go instead."""
+        waited = 0.0
+        while self.backlog(sid) > self.max_backlog:
+            if lane.pending is not None or waited >= BACKLOG_GIVE_UP_S:
+                self.stats.skipped_slow += 1
+                return False
+            await asyncio.sleep(BACKLOG_WAIT_S)
+            waited += BACKLOG_WAIT_S
+        return True
+
+
+class NoRenderer:
+    """Until a render service is wired, viewports get a clear error instead of silence."""
+
+    async def render(self, request: FrameRequest) -> Frame:
+        raise ApiError("service_unavailable", "No render service is connected to the rooms.")
