@@ -12,14 +12,15 @@ import contextlib
 import logging
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
+import bson
+import bson.errors
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ from nx_27017.nx_27017 import main
 sys.argv[0] = "nx-27017"
 main()
 """
+
+
+_OP_MSG = 2013
 
 
 class EmbeddedStoreError(RuntimeError):
@@ -101,28 +105,33 @@ def _spawn(directory: Path, port: int) -> subprocess.Popen[bytes]:
         )
 
 
-async def _port_open(port: int) -> bool:
-    """Probe the port before PyMongo does: its monitor leaks a socket on a refused connect."""
+async def _wire_ping(port: int) -> bool:
+    """Ask ``ping`` over one raw OP_MSG instead of a PyMongo client.
+
+    A PyMongo client's background monitor leaks a socket when the server it watches is not up
+    yet, so the start-up probe speaks the wire protocol itself: one message, one answer, closed.
+    """
+    body = bson.encode({"ping": 1, "$db": "admin"})
+    payload = struct.pack("<I", 0) + b"\x00" + body
+    header = struct.pack("<iiii", 16 + len(payload), 1, 0, _OP_MSG)
     try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
     except OSError:
         return False
-    writer.close()
-    await writer.wait_closed()
-    return True
-
-
-async def _ping(url: str) -> bool:
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
-        url, serverSelectionTimeoutMS=300, connectTimeoutMS=300
-    )
     try:
-        await client.admin.command("ping")
-        return True
-    except PyMongoError:
+        writer.write(header + payload)
+        await writer.drain()
+        async with asyncio.timeout(1.0):
+            length = struct.unpack("<i", await reader.readexactly(4))[0]
+            reply = await reader.readexactly(length - 4)
+        document = bson.decode(reply[12 + 4 + 1 :])
+        return bool(document.get("ok"))
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, bson.errors.BSONError):
         return False
     finally:
-        await client.close()
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
 
 
 async def start_embedded_store(directory: Path, startup_s: float = 30.0) -> EmbeddedStore:
@@ -139,7 +148,7 @@ async def start_embedded_store(directory: Path, startup_s: float = 30.0) -> Embe
     while time.monotonic() < deadline:
         if process.poll() is not None:
             break
-        if await _port_open(port) and await _ping(store.url):
+        if await _wire_ping(port):
             log.info("embedded store ready", extra={"url": store.url, "dir": str(directory)})
             return store
         await asyncio.sleep(0.1)

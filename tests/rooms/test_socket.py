@@ -13,7 +13,7 @@ from server.auth.guard import AUTH_SERVICE
 from server.auth.roles import Role
 from server.hub import DomainEvent
 from server.rooms.render_link import ServiceMeasurer, ServiceRenderer
-from server.rooms.setup import ROOMS
+from server.rooms.setup import ROOMS, WATCH_S
 from server.rooms.socket_server import SOCKETIO
 from shared.protocol import catalog
 from tests.conftest import Noctis
@@ -247,6 +247,11 @@ async def test_a_client_that_never_reads_is_cut_off(noctis: Noctis) -> None:
                         await asyncio.sleep(0.1)
 
             await asyncio.gather(*(flood(sender) for sender in senders))
+            # The watchdog looks once a WATCH_S; give it a few looks after the flood ends.
+            for _ in range(int(5 * WATCH_S / 0.1)):
+                if not stalled_sids & set(sio_server.eio.sockets):
+                    break
+                await asyncio.sleep(0.1)
             assert not stalled_sids & set(sio_server.eio.sockets), "the stalled client is still on"
             assert all(sender.connected for sender in senders)
     finally:
