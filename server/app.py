@@ -25,6 +25,7 @@ from server.auth.users import Users, bootstrap_admin
 from server.config import Settings
 from server.http.health import routes as health_routes
 from server.http.middleware import request_context, security_headers
+from server.http.static import setup_static
 from server.hub import EventHub
 from server.rooms.dispatch import EVENTS, EventRouter
 from server.rooms.socket_server import SOCKETIO, create_socket_server, install_connection_auth
@@ -99,4 +100,5 @@ def build_app(settings: Settings, options: AppOptions | None = None) -> web.Appl
     app.cleanup_ctx.extend([store_ctx, auth_ctx])
     app.add_routes(health_routes)
     app.add_routes(auth_routes)
+    setup_static(app)
     return app

@@ -1,0 +1,28 @@
+import type { Connection } from "../connection";
+import type { Session } from "../session";
+import { navigate, useRoute } from "./hooks";
+
+export function Shell({ session }: { session: Session; connection: Connection }) {
+  const route = useRoute();
+  const user = session.user;
+  const page = route[0] ?? "worklist";
+  return (
+    <div class="shell">
+      <header class="topbar">
+        <span class="brand">Noctis</span>
+        <nav>
+          <a href="#/worklist" class={page === "worklist" ? "active" : ""}>Worklist</a>
+          <a href="#/uploads" class={page === "uploads" ? "active" : ""}>Uploads</a>
+        </nav>
+        <span class="who" data-testid="whoami">
+          {user?.display_name || user?.username} · {user?.role}
+        </span>
+        <button type="button" data-testid="signout" onClick={() => {
+          navigate("worklist");
+          void session.signOut();
+        }}>Sign out</button>
+      </header>
+      <main class="page" data-testid={`page-${page}`}></main>
+    </div>
+  );
+}
