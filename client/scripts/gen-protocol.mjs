@@ -64,11 +64,24 @@ class Generator {
     const targetFile = target ? posix.normalize(posix.join(posix.dirname(file), target)) : file;
     if (!this.documents.has(targetFile)) throw new Error(`${file}: unresolved $ref ${ref}`);
     const match = /^\/\$defs\/([^/]+)$/.exec(pointer ?? "");
-    if (!match) throw new Error(`${file}: only $defs refs are supported, got ${ref}`);
+    if (!match) return this.type(targetFile, this.resolvePointer(targetFile, pointer ?? "", ref));
     if (!(match[1] in (this.documents.get(targetFile).$defs ?? {}))) {
       throw new Error(`${file}: unresolved $ref ${ref}`);
     }
     return defTypeName(targetFile, match[1]);
+  }
+
+  /** A ref deeper than a named def (e.g. into a def's properties) is inlined. */
+  resolvePointer(file, pointer, ref) {
+    let node = this.documents.get(file);
+    for (const raw of pointer.split("/").slice(1)) {
+      const key = raw.replace(/~1/g, "/").replace(/~0/g, "~");
+      if (node === null || typeof node !== "object" || !(key in node)) {
+        throw new Error(`${file}: unresolved $ref ${ref}`);
+      }
+      node = node[key];
+    }
+    return node;
   }
 
   type(file, schema) {
@@ -79,7 +92,12 @@ class Generator {
     if (schema.enum) return schema.enum.map(literal).join(" | ");
     if (schema.oneOf) return this.union(file, schema.oneOf);
     if (schema.anyOf) return this.union(file, schema.anyOf);
-    if (schema.allOf) return schema.allOf.map((s) => `(${this.type(file, s)})`).join(" & ");
+    if (schema.allOf) {
+      const { allOf, ...rest } = schema;
+      const parts = allOf.map((s) => this.type(file, s)).filter((t) => t !== "unknown");
+      const own = this.type(file, rest);
+      return [own, ...parts].filter((t) => t !== "unknown").map((t) => `(${t})`).join(" & ") || "unknown";
+    }
     const types = Array.isArray(schema.type) ? schema.type : schema.type ? [schema.type] : [];
     if (types.length === 0) {
       if (schema.properties) return this.object(file, schema);
@@ -90,7 +108,9 @@ class Generator {
   }
 
   union(file, schemas) {
-    return schemas.map((s) => `(${this.type(file, s)})`).join(" | ");
+    const parts = schemas.map((s) => this.type(file, s));
+    if (parts.includes("unknown")) return "unknown";
+    return parts.map((t) => `(${t})`).join(" | ");
   }
 
   single(file, type, schema) {
