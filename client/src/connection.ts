@@ -19,7 +19,7 @@ export class Connection {
   readonly socket: Socket;
   status: LinkStatus = "connecting";
   private statusListeners = new Set<(status: LinkStatus) => void>();
-  private resyncHooks = new Set<() => Promise<void> | void>();
+  private resyncHooks = new Set<() => Promise<unknown> | void>();
   private everConnected = false;
   private stopToken: () => void;
   private closed = false;
@@ -49,7 +49,7 @@ export class Connection {
   }
 
   /** Registers a hook run after every reconnect; returns an unsubscribe. */
-  onResync(hook: () => Promise<void> | void): () => void {
+  onResync(hook: () => Promise<unknown> | void): () => void {
     this.resyncHooks.add(hook);
     return () => this.resyncHooks.delete(hook);
   }

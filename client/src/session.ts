@@ -131,13 +131,13 @@ export class Session {
   }
 
   /** Any authorized JSON call (for routes whose catalog entries are still landing). */
-  async authorized<T>(method: string, path: string, body?: unknown): Promise<T> {
+  async authorized<T>(method: string, path: string, body?: unknown, accept = "application/json"): Promise<T> {
     try {
-      return await this.raw<T>(method, path, body, this.access);
+      return await this.raw<T>(method, path, body, this.access, accept);
     } catch (error) {
       if (error instanceof ApiFailure && error.code === "token_expired") {
         const token = await this.refresh();
-        return this.raw<T>(method, path, body, token);
+        return this.raw<T>(method, path, body, token, accept);
       }
       if (error instanceof ApiFailure && error.status === 401 && endsSession(error.code)) {
         this.end("Your session has ended. Please sign in again.");
@@ -146,8 +146,21 @@ export class Session {
     }
   }
 
-  /** Binary GET (rendered frames), authorized the same way. */
+  /** A rendered image and the window the server applied (X-Render-Window: center,width). */
+  async image(path: string, signal?: AbortSignal): Promise<{ blob: Blob; window: [number, number] | null }> {
+    const response = await this.binary(path, signal);
+    const header = response.headers.get("X-Render-Window");
+    const parts = header ? header.split(",").map(Number) : [];
+    const window = parts.length === 2 && parts.every(Number.isFinite) ? ([parts[0], parts[1]] as [number, number]) : null;
+    return { blob: await response.blob(), window };
+  }
+
+  /** Binary GET (rendered frames, thumbnails), authorized the same way. */
   async blob(path: string, signal?: AbortSignal): Promise<Blob> {
+    return (await this.binary(path, signal)).blob();
+  }
+
+  private async binary(path: string, signal?: AbortSignal): Promise<Response> {
     const attempt = async (token: string | null): Promise<Response> =>
       this.fetcher(path, { headers: token ? { Authorization: `Bearer ${token}` } : {}, signal });
     let response = await attempt(this.access);
@@ -159,7 +172,7 @@ export class Session {
       const failure = errorOf(await response.json().catch(() => null), response.status);
       throw failure ?? new ApiFailure("internal_error", `HTTP ${response.status}`, response.status);
     }
-    return response.blob();
+    return response;
   }
 
   private adopt(pair: AuthTokenPair): void {
@@ -181,8 +194,14 @@ export class Session {
     for (const listener of this.listeners) listener(state);
   }
 
-  private async raw<T>(method: string, path: string, body: unknown, token?: string | null): Promise<T> {
-    const headers: Record<string, string> = { Accept: "application/json" };
+  private async raw<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    token?: string | null,
+    accept = "application/json",
+  ): Promise<T> {
+    const headers: Record<string, string> = { Accept: accept };
     if (token) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let response: Response;
@@ -197,6 +216,7 @@ export class Session {
     } catch {
       throw new ApiFailure("network_error", "The server cannot be reached.");
     }
+    if (response.status === 204) return null as T;
     const data: unknown = await response.json().catch(() => null);
     if (!response.ok) {
       throw (
