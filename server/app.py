@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from server.appkeys import BLOBS, HUB, SETTINGS, STORE
+from server.appkeys import BLOBS, HUB, SETTINGS, STORE, TRUST_PROXY
 from server.auth import audit, sessions, users
 from server.auth.audit import AuditLog
-from server.auth.guard import AUTH_SERVICE, TRUST_PROXY
+from server.auth.guard import AUTH_SERVICE
 from server.auth.lockout import Lockout, LockoutPolicy
 from server.auth.routes import routes as auth_routes
 from server.auth.service import AuthService

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from server.app import AppOptions, build_app
+from server.app import INDEXES, AppOptions, build_app
 from server.auth.roles import Role
 from server.auth.sessions import Sessions
 from server.auth.users import DEFAULT_FACILITY, Users
@@ -19,6 +19,7 @@ from server.config import ConfigError, Settings, ensure_secret_key, load_setting
 from server.http.errors import ApiError
 from server.logs import configure_logging
 from server.store.connect import open_store
+from server.store.database import ensure_indexes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -102,6 +103,7 @@ def serve(settings: Settings) -> None:
 
 async def _user_command(settings: Settings, args: argparse.Namespace) -> int:
     async with open_store(settings) as store:
+        await ensure_indexes(store, INDEXES)
         users = Users(store)
         if args.user_command == "add":
             if args.password_stdin:
@@ -141,3 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ApiError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

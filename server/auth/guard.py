@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.appkeys import TRUST_PROXY
 from server.auth.roles import Permission
 from server.auth.service import AuthService, Principal
 from server.http.errors import ApiError
 
 AUTH_SERVICE = web.AppKey("auth_service", AuthService)
-TRUST_PROXY = web.AppKey("trust_proxy", bool)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 

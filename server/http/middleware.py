@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from server.appkeys import TRUST_PROXY
 from server.http.errors import ApiError
 from shared.protocol import ProtocolError
 
@@ -106,6 +107,13 @@ def _passthrough_headers(exc: web.HTTPException) -> dict[str, str]:
     return {k: v for k, v in exc.headers.items() if k in {"Allow", "Retry-After"}}
 
 
+def _behind_tls(request: web.Request) -> bool:
+    if request.secure:
+        return True
+    trusted = request.app.get(TRUST_PROXY, False)
+    return bool(trusted) and request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+
+
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
@@ -116,7 +124,7 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), geolocation=()")
-    if request.secure:
+    if _behind_tls(request):
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     if request.path.startswith("/api/"):
         headers.setdefault("Cache-Control", "no-store")

@@ -114,9 +114,10 @@ class GridFSBlobStore:
     async def put(self, key: str, data: bytes) -> None:
         check_key(key)
         new_id = await self.bucket.upload_from_stream(key, data)
-        async for old in self._files.find({"filename": key, "_id": {"$ne": new_id}}, {"_id": 1}):
-            with contextlib.suppress(NoFile):
-                await self.bucket.delete(old["_id"])
+        async for old in self._files.find({"filename": key}, {"_id": 1}):
+            if old["_id"] != new_id:
+                with contextlib.suppress(NoFile):
+                    await self.bucket.delete(old["_id"])
 
     async def get(self, key: str) -> bytes:
         check_key(key)

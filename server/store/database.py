@@ -6,6 +6,7 @@ them all to ``ensure_indexes`` at start-up, so a fresh database and an old one e
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,9 +50,10 @@ class Store:
 
     async def ping(self, timeout_s: float = 2.0) -> bool:
         try:
-            await self.client.admin.command("ping", maxTimeMS=int(timeout_s * 1000))
-        except PyMongoError as exc:
-            log.warning("store ping failed: %s", exc)
+            async with asyncio.timeout(timeout_s):
+                await self.client.admin.command("ping")
+        except (PyMongoError, TimeoutError) as exc:
+            log.warning("store ping failed: %s", exc or "timed out")
             return False
         return True
 

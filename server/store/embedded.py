@@ -101,6 +101,17 @@ def _spawn(directory: Path, port: int) -> subprocess.Popen[bytes]:
         )
 
 
+async def _port_open(port: int) -> bool:
+    """Probe the port before PyMongo does: its monitor leaks a socket on a refused connect."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
 async def _ping(url: str) -> bool:
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
         url, serverSelectionTimeoutMS=300, connectTimeoutMS=300
@@ -128,7 +139,7 @@ async def start_embedded_store(directory: Path, startup_s: float = 30.0) -> Embe
     while time.monotonic() < deadline:
         if process.poll() is not None:
             break
-        if await _ping(store.url):
+        if await _port_open(port) and await _ping(store.url):
             log.info("embedded store ready", extra={"url": store.url, "dir": str(directory)})
             return store
         await asyncio.sleep(0.1)

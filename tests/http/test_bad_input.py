@@ -11,7 +11,7 @@ import pytest
 from server.appkeys import STORE
 from server.auth.roles import Role
 from tests.auth.test_login import bearer
-from tests.conftest import Noctis
+from tests.conftest import Noctis, NoctisFactory
 
 
 async def _counts(noctis: Noctis) -> dict[str, int]:
@@ -129,3 +129,12 @@ async def test_security_headers_and_request_id(noctis: Noctis) -> None:
     echoed = await noctis.client.get("/health/live", headers={"X-Request-Id": "abc-123"})
     assert echoed.headers["X-Request-Id"] == "abc-123"
     assert "Strict-Transport-Security" not in response.headers
+
+
+async def test_hsts_only_behind_a_trusted_tls_proxy(noctis_factory: NoctisFactory) -> None:
+    direct = await noctis_factory()
+    spoofed = await direct.client.get("/health/live", headers={"X-Forwarded-Proto": "https"})
+    assert "Strict-Transport-Security" not in spoofed.headers
+    proxied = await noctis_factory(settings_override={"trust_proxy": True})
+    response = await proxied.client.get("/health/live", headers={"X-Forwarded-Proto": "https"})
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
