@@ -32,10 +32,12 @@ from server.rooms.socket_server import SOCKETIO, create_socket_server, install_c
 from server.store.blobs import GridFSBlobStore, LocalBlobStore
 from server.store.connect import open_store
 from server.store.database import IndexSpec, ensure_indexes
+from server.workflow import setup as workflow_setup
 
 log = logging.getLogger("noctis")
 
 INDEXES: list[IndexSpec] = [*users.INDEXES, *sessions.INDEXES, *audit.INDEXES]
+INDEXES += workflow_setup.INDEXES
 
 
 @dataclass
@@ -98,6 +100,7 @@ def build_app(settings: Settings, options: AppOptions | None = None) -> web.Appl
         yield
 
     app.cleanup_ctx.extend([store_ctx, auth_ctx])
+    workflow_setup.setup_workflow(app, options.clock)
     app.add_routes(health_routes)
     app.add_routes(auth_routes)
     setup_static(app)

@@ -1,0 +1,200 @@
+"""Orders: what a RIS (or a technician) asks for, kept as a worklist row plus a scheduled step.
+
+An order is a worklist row in status ``scheduled`` and one document in ``scheduled_procedures``,
+the collection the DICOM gateway's Modality Worklist SCP answers from. The workflow writes those
+documents; the gateway only reads them (and may record MPPS progress on them). Their shape uses
+DICOM keywords so the SCP can copy them into C-FIND responses without translation:
+
+    _id                                 the accession number (one step per order)
+    AccessionNumber, PatientID          SH / LO strings
+    PatientName                         PN string, "Family^Given"
+    PatientBirthDate, PatientSex        "YYYYMMDD" or "", "M" | "F" | "O" | ""
+    StudyInstanceUID                    the UID the modality should use for its images
+    RequestedProcedureID                the accession number
+    RequestedProcedureDescription       LO
+    RequestedProcedurePriority          "STAT" | "HIGH" | "ROUTINE"
+    ReferringPhysicianName              PN string ("" if none)
+    Modality                            CS, e.g. "CT"
+    ScheduledStationAETitle             AE or ""
+    ScheduledProcedureStepStartDate     "YYYYMMDD" (UTC)
+    ScheduledProcedureStepStartTime     "HHMMSS" (UTC)
+    ScheduledProcedureStepID            the accession number
+    ScheduledProcedureStepDescription   LO
+    ScheduledProcedureStepStatus        "SCHEDULED" while open, "CANCELED" once cancelled;
+                                        the MWL SCP answers only SCHEDULED steps
+    BodyPartExamined                    CS or ""
+    facility, study_id, scheduled_at, updated_at   Noctis bookkeeping (epoch floats)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from server.auth.service import Principal
+from server.auth.tokens import Clock
+from server.http.errors import ApiError
+from server.store.database import Document, IndexSpec, Store
+from server.workflow.status import Priority, Status
+from server.workflow.studies import NewStudy, Studies, actor_of, search_text
+
+COLLECTION = "scheduled_procedures"
+INDEXES = [
+    IndexSpec(COLLECTION, [("ScheduledStationAETitle", 1), ("ScheduledProcedureStepStartDate", 1)]),
+    IndexSpec(COLLECTION, [("Modality", 1), ("ScheduledProcedureStepStartDate", 1)]),
+    IndexSpec(COLLECTION, [("PatientID", 1)]),
+    IndexSpec(COLLECTION, [("StudyInstanceUID", 1)]),
+]
+
+DICOM_PRIORITY = {Priority.STAT: "STAT", Priority.URGENT: "HIGH", Priority.ROUTINE: "ROUTINE"}
+
+
+def parse_time(raw: str, name: str) -> float:
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError("validation_failed", f"{name} must be an ISO 8601 date-time") from None
+    if value.tzinfo is None:
+        raise ApiError("validation_failed", f"{name} must carry a time zone (e.g. Z or +01:00)")
+    return value.timestamp()
+
+
+def scheduled_step(doc: Mapping[str, Any], now: float, step_status: str) -> Document:
+    """The MWL document for a worklist row (see the module docstring)."""
+    when = doc.get("scheduled_at")
+    moment = datetime.fromtimestamp(when if when is not None else now, UTC)
+    return {
+        "_id": doc["accession_number"],
+        "AccessionNumber": doc["accession_number"],
+        "PatientID": doc["patient_id"],
+        "PatientName": doc["patient_name"],
+        "PatientBirthDate": doc.get("patient_birth_date") or "",
+        "PatientSex": doc.get("patient_sex") or "",
+        "StudyInstanceUID": doc["study_instance_uid"],
+        "RequestedProcedureID": doc["accession_number"],
+        "RequestedProcedureDescription": doc.get("requested_procedure") or "",
+        "RequestedProcedurePriority": DICOM_PRIORITY[Priority(doc["priority"])],
+        "ReferringPhysicianName": doc.get("referring_physician") or "",
+        "Modality": doc.get("modality") or "",
+        "ScheduledStationAETitle": doc.get("scheduled_station_ae") or "",
+        "ScheduledProcedureStepStartDate": moment.strftime("%Y%m%d"),
+        "ScheduledProcedureStepStartTime": moment.strftime("%H%M%S"),
+        "ScheduledProcedureStepID": doc["accession_number"],
+        "ScheduledProcedureStepDescription": doc.get("requested_procedure") or "",
+        "ScheduledProcedureStepStatus": step_status,
+        "BodyPartExamined": doc.get("body_part") or "",
+        "facility": doc["facility"],
+        "study_id": doc["_id"],
+        "scheduled_at": when,
+        "updated_at": now,
+    }
+
+
+class Orders:
+    def __init__(self, store: Store, studies: Studies, clock: Clock) -> None:
+        self.steps = store[COLLECTION]
+        self._studies = studies
+        self._clock = clock
+
+    def _facility(self, body: Mapping[str, Any], principal: Principal) -> str:
+        facility = str(body.get("facility") or principal.facility)
+        if not principal.may_access_facility(facility):
+            raise ApiError("forbidden", "You may only order studies for your own facility.")
+        return facility
+
+    async def create(self, body: Mapping[str, Any], principal: Principal) -> Document:
+        patient = body["patient"]
+        new = NewStudy(
+            facility=self._facility(body, principal),
+            accession_number=body.get("accession_number"),
+            patient_id=patient["id"],
+            patient_name=patient["name"],
+            patient_birth_date=patient.get("birth_date"),
+            patient_sex=patient.get("sex"),
+            modality=body["modality"],
+            body_part=body.get("body_part"),
+            requested_procedure=body["requested_procedure"],
+            scheduled_station_ae=body.get("scheduled_station_ae"),
+            scheduled_at=parse_time(body["scheduled_at"], "scheduled_at"),
+            referring_physician=body.get("referring_physician"),
+            priority=Priority(body.get("priority", Priority.ROUTINE.value)),
+            status=Status.SCHEDULED,
+        )
+        doc = await self._studies.create(new, principal.username)
+        step = scheduled_step(doc, self._clock().timestamp(), "SCHEDULED")
+        await self.steps.replace_one({"_id": step["_id"]}, step, upsert=True)
+        return doc
+
+    async def update(
+        self, accession: str, body: Mapping[str, Any], principal: Principal
+    ) -> Document:
+        doc = await self._order(accession, principal)
+        if doc["status"] != Status.SCHEDULED.value:
+            raise ApiError(
+                "invalid_transition",
+                f"Only scheduled orders can be changed; this one is {doc['status']}.",
+            )
+        changes: Document = {}
+        patient = body.get("patient") or {}
+        for key, field in (
+            ("id", "patient_id"),
+            ("name", "patient_name"),
+            ("birth_date", "patient_birth_date"),
+            ("sex", "patient_sex"),
+        ):
+            if key in patient:
+                changes[field] = patient[key]
+        for field in (
+            "modality",
+            "body_part",
+            "requested_procedure",
+            "scheduled_station_ae",
+            "referring_physician",
+        ):
+            if field in body:
+                changes[field] = body[field]
+        if "scheduled_at" in body:
+            changes["scheduled_at"] = parse_time(body["scheduled_at"], "scheduled_at")
+            changes["study_at"] = changes["scheduled_at"]
+        if changes:
+            merged = {**doc, **changes}
+            changes["search"] = search_text(
+                merged["patient_name"], merged["patient_id"], merged["accession_number"]
+            )
+            doc = await self._studies.update_fields(
+                doc, changes, actor=principal.username, action="order.update"
+            )
+        if "priority" in body and body["priority"] != doc["priority"]:
+            doc = await self._studies.set_priority(
+                doc, Priority(body["priority"]), actor=principal.username
+            )
+        step = scheduled_step(doc, self._clock().timestamp(), "SCHEDULED")
+        await self.steps.replace_one({"_id": step["_id"]}, step, upsert=True)
+        return doc
+
+    async def cancel(self, accession: str, principal: Principal, reason: str | None) -> Document:
+        doc = await self._order(accession, principal)
+        doc = await self._studies.transition(
+            doc["_id"],
+            Status.CANCELLED,
+            actor_role=actor_of(principal),
+            actor_name=principal.username,
+            reason=reason,
+        )
+        await self.steps.update_one(
+            {"_id": accession},
+            {
+                "$set": {
+                    "ScheduledProcedureStepStatus": "CANCELED",
+                    "updated_at": self._clock().timestamp(),
+                }
+            },
+        )
+        return doc
+
+    async def _order(self, accession: str, principal: Principal) -> Document:
+        doc = await self._studies.by_accession(accession)
+        if doc is None or not principal.may_access_facility(doc["facility"]):
+            raise ApiError("not_found", f"No order with accession number {accession!r}.")
+        return doc

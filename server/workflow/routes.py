@@ -1,0 +1,169 @@
+"""HTTP routes for orders, the worklist, status, assignment and claims: validate, authorize,
+call the service, answer. Nothing here decides policy; ``status`` and ``studies`` do."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.auth.guard import authenticate, require
+from server.auth.roles import Permission
+from server.http.body import query_int, read_json
+from server.store.database import Document
+from server.workflow import notifications, query
+from server.workflow.service import WORKFLOW
+from server.workflow.status import Priority, Status
+from server.workflow.studies import actor_of, public
+
+routes = web.RouteTableDef()
+
+
+def _study_response(request: web.Request, doc: Document, status: int = 200) -> web.Response:
+    now = request.app[WORKFLOW].studies.now()
+    return web.json_response(public(doc, now), status=status)
+
+
+@routes.post("/api/orders")
+async def create_order(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.ORDERS_MANAGE)
+    body = await read_json(request, "orders.create")
+    doc = await request.app[WORKFLOW].orders.create(body, principal)
+    return _study_response(request, doc, 201)
+
+
+@routes.patch("/api/orders/{accession}")
+async def update_order(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.ORDERS_MANAGE)
+    body = await read_json(request, "orders.update")
+    doc = await request.app[WORKFLOW].orders.update(
+        request.match_info["accession"], body, principal
+    )
+    return _study_response(request, doc)
+
+
+@routes.post("/api/orders/{accession}/cancel")
+async def cancel_order(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.ORDERS_MANAGE)
+    body = await read_json(request, "orders.cancel") if request.body_exists else {}
+    doc = await request.app[WORKFLOW].orders.cancel(
+        request.match_info["accession"], principal, body.get("reason")
+    )
+    return _study_response(request, doc)
+
+
+@routes.get("/api/worklist")
+async def worklist(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.WORKLIST_READ)
+    parsed = query.parse(
+        request.query,
+        username=principal.username,
+        own_facility=principal.facility,
+        cross_facility=principal.can(Permission.CROSS_FACILITY),
+    )
+    studies = request.app[WORKFLOW].studies
+    now = studies.now()
+    match = parsed.mongo_filter(now)
+    cursor = studies.collection.find(match).sort(query.SORT).skip(parsed.offset).limit(parsed.limit)
+    items = [public(doc, now) async for doc in cursor]
+    total = await studies.collection.count_documents(match)
+    return web.json_response(
+        {"items": items, "total": total, "limit": parsed.limit, "offset": parsed.offset}
+    )
+
+
+@routes.get("/api/studies/{study_id}")
+async def get_study(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.WORKLIST_READ)
+    doc = await request.app[WORKFLOW].studies.visible(request.match_info["study_id"], principal)
+    return _study_response(request, doc)
+
+
+@routes.post("/api/studies/{study_id}/status")
+async def change_status(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.WORKLIST_READ)
+    body = await read_json(request, "studies.status")
+    studies = request.app[WORKFLOW].studies
+    study_id = request.match_info["study_id"]
+    await studies.visible(study_id, principal)
+    doc = await studies.transition(
+        study_id,
+        Status(body["status"]),
+        actor_role=actor_of(principal),
+        actor_name=principal.username,
+        reason=body.get("reason"),
+    )
+    return _study_response(request, doc)
+
+
+@routes.post("/api/studies/{study_id}/assign")
+async def assign(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.WORKLIST_ASSIGN)
+    body = await read_json(request, "studies.assign")
+    doc = await request.app[WORKFLOW].assignment.assign(
+        request.match_info["study_id"], body["username"], principal
+    )
+    return _study_response(request, doc)
+
+
+@routes.post("/api/studies/{study_id}/priority")
+async def set_priority(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.WORKLIST_ASSIGN)
+    body = await read_json(request, "studies.priority")
+    studies = request.app[WORKFLOW].studies
+    doc = await studies.visible(request.match_info["study_id"], principal)
+    doc = await studies.set_priority(
+        doc, Priority(body["priority"]), actor=principal.username, reason=body.get("reason")
+    )
+    return _study_response(request, doc)
+
+
+@routes.post("/api/studies/{study_id}/claim")
+async def claim(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.REPORTS_SIGN)
+    doc = await request.app[WORKFLOW].studies.claim(request.match_info["study_id"], principal)
+    return _study_response(request, doc)
+
+
+@routes.post("/api/studies/{study_id}/release")
+async def release(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.REPORTS_SIGN)
+    doc = await request.app[WORKFLOW].studies.release(request.match_info["study_id"], principal)
+    return _study_response(request, doc)
+
+
+@routes.post("/api/studies/{study_id}/invite")
+async def invite(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.REPORTS_SIGN)
+    body = await read_json(request, "studies.invite")
+    doc = await request.app[WORKFLOW].assignment.invite(
+        request.match_info["study_id"], body["username"], principal
+    )
+    return _study_response(request, doc)
+
+
+@routes.get("/api/notifications")
+async def list_notifications(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    unread_only = query.flag(request.query, "unread")
+    docs, unread = await request.app[WORKFLOW].notifications.list(
+        principal.user_id,
+        unread_only=unread_only,
+        limit=query_int(request, "limit", 50, 1, 200),
+        offset=query_int(request, "offset", 0, 0, 1_000_000),
+    )
+    return web.json_response({"items": [notifications.public(d) for d in docs], "unread": unread})
+
+
+@routes.post("/api/notifications/read-all")
+async def read_all_notifications(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    count = await request.app[WORKFLOW].notifications.mark_all_read(principal.user_id)
+    return web.json_response({"marked": count})
+
+
+@routes.post("/api/notifications/{notification_id}/read")
+async def read_notification(request: web.Request) -> web.Response:
+    principal = await authenticate(request)
+    doc = await request.app[WORKFLOW].notifications.mark_read(
+        principal.user_id, request.match_info["notification_id"]
+    )
+    return web.json_response(notifications.public(doc))
