@@ -1,4 +1,4 @@
-import type { WorkflowStudy } from "./protocol/pending";
+import type { WorkflowStudy } from "./protocol/generated";
 
 export type Study = WorkflowStudy;
 
@@ -42,7 +42,7 @@ export function worklistQuery(filters: WorklistFilters): Record<string, string |
  */
 export function matches(study: Study, filters: WorklistFilters, me: string): boolean {
   if (filters.mine && study.assigned_to !== me && study.claimed_by !== me) return false;
-  if (filters.unread && study.status !== "unread" && study.status !== "arrived") return false;
+  if (filters.unread && study.status !== "unread") return false;
   if (filters.stat && study.priority !== "stat") return false;
   if (filters.modality && study.modality !== filters.modality) return false;
   const day = (study.arrived_at ?? study.scheduled_at ?? study.created_at).slice(0, 10);

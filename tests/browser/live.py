@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 from aiohttp import web
 
 from server.app import AppOptions, build_app
@@ -50,6 +51,25 @@ class LiveServer:
         users = self.app[AUTH_SERVICE].users
         self.call(users.create(username, password, role, facility, display_name))
         return username
+
+    def api(
+        self, username: str, password: str, method: str, path: str, body: Any = None
+    ) -> Any:
+        """Calls the real HTTP API as ``username`` and returns the decoded JSON answer."""
+
+        async def go() -> Any:
+            async with aiohttp.ClientSession(self.url) as http:
+                login = {"username": username, "password": password}
+                async with http.post("/api/auth/login", json=login) as response:
+                    assert response.status == 200, await response.text()
+                    token = (await response.json())["access_token"]
+                headers = {"Authorization": f"Bearer {token}"}
+                async with http.request(method, path, json=body, headers=headers) as response:
+                    answer = await response.json()
+                    assert response.status < 300, answer
+                    return answer
+
+        return self.call(go())
 
     def drop_connections(self) -> int:
         """Disconnects every live Socket.IO client, as a server restart or a cut cable would."""

@@ -20,6 +20,8 @@ export type DefsUid = string;
 
 export type DefsTimestamp = string;
 
+export type WorklistStudy = WorkflowStudy;
+
 export type AuthTokenPair = {
   access_token: string;
   refresh_token: string;
@@ -37,11 +39,122 @@ export type AuthUser = {
   [key: string]: unknown;
 };
 
-export type ErrorCode = "bad_request" | "invalid_json" | "validation_failed" | "payload_too_large" | "unsupported_media_type" | "auth_required" | "invalid_token" | "token_expired" | "invalid_credentials" | "refresh_token_reused" | "account_disabled" | "account_locked" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "stale_version" | "weak_password" | "rate_limited" | "unknown_event" | "internal_error" | "service_unavailable";
+export type WorkflowAccession = string;
 
-export const ERROR_CODES = ["bad_request","invalid_json","validation_failed","payload_too_large","unsupported_media_type","auth_required","invalid_token","token_expired","invalid_credentials","refresh_token_reused","account_disabled","account_locked","forbidden","not_found","method_not_allowed","conflict","stale_version","weak_password","rate_limited","unknown_event","internal_error","service_unavailable"] as const;
+export type WorkflowModality = string;
+
+export type WorkflowAe = string;
+
+export type WorkflowLo = string;
+
+export type WorkflowTime = string;
+
+export type WorkflowPriority = "routine" | "urgent" | "stat";
+
+export type WorkflowStatus = "scheduled" | "arrived" | "unread" | "reading" | "preliminary" | "final" | "amended" | "cancelled";
+
+export type WorkflowReason = string;
+
+export type WorkflowReasonBody = {
+  reason?: WorkflowReason;
+};
+
+export type WorkflowReportText = string;
+
+export type WorkflowPatient = {
+  id: WorkflowLo;
+  name: WorkflowLo;
+  birth_date?: string;
+  sex?: "M" | "F" | "O";
+};
+
+export type WorkflowPatientChange = {
+  id?: WorkflowLo;
+  name?: WorkflowLo;
+  birth_date?: string;
+  sex?: "M" | "F" | "O";
+};
+
+export type WorkflowNullableTime = (string) | (null);
+
+export type WorkflowNullableString = (string) | (null);
+
+export type WorkflowStudy = {
+  id: string;
+  facility: string;
+  accession_number: string;
+  study_instance_uid: string;
+  patient_id: string;
+  patient_name: string;
+  patient_birth_date?: WorkflowNullableString;
+  patient_sex?: WorkflowNullableString;
+  modality?: WorkflowNullableString;
+  body_part?: WorkflowNullableString;
+  requested_procedure?: WorkflowNullableString;
+  scheduled_station_ae?: WorkflowNullableString;
+  scheduled_at?: WorkflowNullableTime;
+  referring_physician?: WorkflowNullableString;
+  priority: WorkflowPriority;
+  status: WorkflowStatus;
+  status_at: string;
+  created_at: string;
+  arrived_at?: WorkflowNullableTime;
+  due_at?: WorkflowNullableTime;
+  overdue: boolean;
+  assigned_to: WorkflowNullableString;
+  claimed_by: WorkflowNullableString;
+  claim_expires_at?: WorkflowNullableTime;
+  unscheduled?: boolean;
+  images: number;
+  mpps_status?: WorkflowNullableString;
+  open_alerts: number;
+  version: number;
+};
+
+export type WorkflowReportVersion = {
+  study_id: string;
+  accession_number: string;
+  version: number;
+  kind: "report" | "addendum";
+  text: string;
+  signer: string;
+  signer_name?: string;
+  signed_at: string;
+  sha256: string;
+  sr_sop_instance_uid?: WorkflowNullableString;
+};
+
+export type WorkflowFinding = {
+  id: string;
+  study_id: string;
+  study_instance_uid: string;
+  engine: string;
+  finding_type: string;
+  severity: "info" | "warning" | "critical";
+  confidence: number;
+  description?: string;
+  location?: ({
+    [key: string]: unknown;
+  }) | (null);
+  model: {
+    [key: string]: unknown;
+  };
+  created_at: string;
+  alert_id?: WorkflowNullableString;
+  feedback?: {
+    [key: string]: "agree" | "disagree";
+  };
+};
+
+export type ErrorCode = "bad_request" | "invalid_json" | "validation_failed" | "payload_too_large" | "unsupported_media_type" | "auth_required" | "invalid_token" | "token_expired" | "invalid_credentials" | "refresh_token_reused" | "account_disabled" | "account_locked" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "stale_version" | "weak_password" | "rate_limited" | "unknown_event" | "internal_error" | "service_unavailable" | "invalid_transition" | "already_claimed" | "claim_required" | "invalid_api_key" | "unknown_study";
+
+export const ERROR_CODES = ["bad_request","invalid_json","validation_failed","payload_too_large","unsupported_media_type","auth_required","invalid_token","token_expired","invalid_credentials","refresh_token_reused","account_disabled","account_locked","forbidden","not_found","method_not_allowed","conflict","stale_version","weak_password","rate_limited","unknown_event","internal_error","service_unavailable","invalid_transition","already_claimed","claim_required","invalid_api_key","unknown_study"] as const;
 
 export interface EventPayloads {
+  "ai.finding.created": {
+    study_uid: DefsUid;
+    finding: WorkflowFinding;
+  };
   "connect": {
     token: string;
   };
@@ -50,9 +163,44 @@ export interface EventPayloads {
     data: DefsError;
     [key: string]: unknown;
   };
+  "notification.created": {
+    user_id: string;
+    notification: {
+      id: string;
+      kind: "assigned" | "mentioned" | "alert" | "report_signed" | "addendum" | "escalated";
+      title: string;
+      body: string;
+      study_id: (string) | (null);
+      facility: string;
+      created_at: string;
+      read: boolean;
+    };
+  };
+  "report.signed": {
+    study_id: string;
+    study_uid: DefsUid;
+    accession_number: string;
+    version: number;
+    kind: "report" | "addendum";
+    signer: string;
+    signed_at: string;
+    sha256: string;
+  };
   "session.expired": DefsError;
   "session.renew": {
     token: string;
+  };
+  "study.status_changed": {
+    study_id: string;
+    accession_number: string;
+    from: WorkflowStatus;
+    to: WorkflowStatus;
+    by: string;
+    at: string;
+  };
+  "worklist.changed": {
+    change: string;
+    study: WorklistStudy;
   };
 }
 
@@ -66,11 +214,24 @@ export interface EventAcks {
 
 export type ClientEventName = "connect" | "session.renew";
 
-export type ServerEventName = "connect_error" | "session.expired";
+export type ServerEventName = "ai.finding.created" | "connect_error" | "notification.created" | "report.signed" | "session.expired" | "study.status_changed" | "worklist.changed";
 
 export const VOLATILE_EVENTS = [] as const;
 
 export interface RequestBodies {
+  "ai.engines.create": {
+    name: string;
+    ae_title?: WorkflowAe;
+    facility?: DefsFacility;
+  };
+  "ai.findings.create": unknown;
+  "ai.findings.feedback": {
+    verdict: "agree" | "disagree";
+    note?: WorkflowReason;
+  };
+  "alerts.action": {
+    note?: string;
+  };
   "auth.login": {
     username: string;
     password: string;
@@ -80,6 +241,67 @@ export interface RequestBodies {
   };
   "auth.refresh": {
     refresh_token: string;
+  };
+  "macros.create": {
+    name: string;
+    text: string;
+    shared?: boolean;
+  };
+  "macros.expand": {
+    text: WorkflowReportText;
+  };
+  "orders.cancel": WorkflowReasonBody;
+  "orders.create": {
+    accession_number?: WorkflowAccession;
+    patient: WorkflowPatient;
+    modality: WorkflowModality;
+    requested_procedure: WorkflowLo;
+    body_part?: string;
+    scheduled_station_ae?: WorkflowAe;
+    scheduled_at: WorkflowTime;
+    priority?: WorkflowPriority;
+    referring_physician?: DefsUsername;
+    facility?: DefsFacility;
+  };
+  "orders.update": {
+    patient?: WorkflowPatientChange;
+    modality?: WorkflowModality;
+    requested_procedure?: WorkflowLo;
+    body_part?: string;
+    scheduled_station_ae?: WorkflowAe;
+    scheduled_at?: WorkflowTime;
+    priority?: WorkflowPriority;
+    referring_physician?: DefsUsername;
+  };
+  "reports.addendum": {
+    text: WorkflowReportText;
+  };
+  "reports.preliminary": Record<string, never>;
+  "reports.sign": {
+    text?: WorkflowReportText;
+  };
+  "studies.assign": {
+    username: (DefsUsername) | (null);
+  };
+  "studies.invite": {
+    username: DefsUsername;
+  };
+  "studies.priority": {
+    priority: WorkflowPriority;
+    reason?: WorkflowReason;
+  };
+  "studies.status": {
+    status: WorkflowStatus;
+    reason?: WorkflowReason;
+  };
+  "templates.create": {
+    name: WorkflowLo;
+    modality?: WorkflowModality;
+    body_part?: string;
+    sections: Array<{
+      title: WorkflowLo;
+      text?: string;
+    }>;
   };
   "users.create": {
     username: DefsUsername;
@@ -97,22 +319,89 @@ export interface RequestBodies {
 }
 
 export interface ResponseBodies {
+  "ai.engines.create": {
+    name: string;
+    api_key: string;
+    [key: string]: unknown;
+  };
+  "ai.findings.create": WorkflowFinding;
+  "ai.findings.feedback": WorkflowFinding;
   "auth.login": AuthTokenPair;
   "auth.refresh": AuthTokenPair;
+  "macros.expand": {
+    text: string;
+    [key: string]: unknown;
+  };
   "me": AuthUser;
+  "orders.cancel": WorkflowStudy;
+  "orders.create": WorkflowStudy;
+  "orders.update": WorkflowStudy;
+  "reports.addendum": WorkflowReportVersion;
+  "reports.list": {
+    reports: Array<WorkflowReportVersion>;
+    [key: string]: unknown;
+  };
+  "reports.preliminary": WorkflowStudy;
+  "reports.sign": WorkflowReportVersion;
+  "studies.assign": WorkflowStudy;
+  "studies.claim": WorkflowStudy;
+  "studies.get": WorkflowStudy;
+  "studies.invite": WorkflowStudy;
+  "studies.priority": WorkflowStudy;
+  "studies.release": WorkflowStudy;
+  "studies.status": WorkflowStudy;
   "users.create": AuthUser;
   "users.update": AuthUser;
+  "worklist.list": {
+    items: Array<WorkflowStudy>;
+    total: number;
+    limit: number;
+    offset: number;
+    [key: string]: unknown;
+  };
 }
 
 export const REQUESTS = {
+  "ai.engines.create": { method: "POST", path: "/api/ai/engines" },
+  "ai.findings.create": { method: "POST", path: "/api/ai/findings" },
+  "ai.findings.feedback": { method: "POST", path: "/api/ai/findings/{finding_id}/feedback" },
+  "ai.findings.list": { method: "GET", path: "/api/studies/{study_id}/findings" },
+  "alerts.action": { method: "POST", path: "/api/alerts/{alert_id}/{action}" },
+  "alerts.list": { method: "GET", path: "/api/alerts" },
   "audit.list": { method: "GET", path: "/api/audit" },
   "auth.login": { method: "POST", path: "/api/auth/login" },
   "auth.logout": { method: "POST", path: "/api/auth/logout" },
   "auth.refresh": { method: "POST", path: "/api/auth/refresh" },
+  "macros.create": { method: "POST", path: "/api/report-macros" },
+  "macros.expand": { method: "POST", path: "/api/report-macros/expand" },
+  "macros.list": { method: "GET", path: "/api/report-macros" },
   "me": { method: "GET", path: "/api/me" },
+  "notifications.list": { method: "GET", path: "/api/notifications" },
+  "notifications.read": { method: "POST", path: "/api/notifications/{notification_id}/read" },
+  "notifications.read_all": { method: "POST", path: "/api/notifications/read-all" },
+  "orders.cancel": { method: "POST", path: "/api/orders/{accession}/cancel" },
+  "orders.create": { method: "POST", path: "/api/orders" },
+  "orders.update": { method: "PATCH", path: "/api/orders/{accession}" },
+  "reports.addendum": { method: "POST", path: "/api/studies/{study_id}/report/addenda" },
+  "reports.list": { method: "GET", path: "/api/studies/{study_id}/reports" },
+  "reports.mine": { method: "GET", path: "/api/reports" },
+  "reports.pdf": { method: "GET", path: "/api/studies/{study_id}/reports/{version}/pdf" },
+  "reports.preliminary": { method: "POST", path: "/api/studies/{study_id}/report/preliminary" },
+  "reports.sign": { method: "POST", path: "/api/studies/{study_id}/report/sign" },
+  "stats.get": { method: "GET", path: "/api/stats/{name}" },
+  "studies.assign": { method: "POST", path: "/api/studies/{study_id}/assign" },
+  "studies.claim": { method: "POST", path: "/api/studies/{study_id}/claim" },
+  "studies.get": { method: "GET", path: "/api/studies/{study_id}" },
+  "studies.invite": { method: "POST", path: "/api/studies/{study_id}/invite" },
+  "studies.priority": { method: "POST", path: "/api/studies/{study_id}/priority" },
+  "studies.release": { method: "POST", path: "/api/studies/{study_id}/release" },
+  "studies.status": { method: "POST", path: "/api/studies/{study_id}/status" },
+  "templates.create": { method: "POST", path: "/api/report-templates" },
+  "templates.list": { method: "GET", path: "/api/report-templates" },
   "users.create": { method: "POST", path: "/api/users" },
   "users.list": { method: "GET", path: "/api/users" },
   "users.update": { method: "PATCH", path: "/api/users/{username}" },
+  "worklist.list": { method: "GET", path: "/api/worklist" },
 } as const;
 
 export type RequestName = keyof typeof REQUESTS;

@@ -1,10 +1,9 @@
-// Types generated (client/scripts/gen-protocol.mjs) from the catalog files the rooms and workflow
-// branches are writing (shared/protocol/events/{rooms,presence,annotations,chat,report,alerts,
-// worklist}.json and http/workflow.json), which are not on main yet. When they land these names
-// come from generated.ts instead and this file is deleted; the names are the generator's, so the
-// switch is an import change.
+// Types generated (client/scripts/gen-protocol.mjs) from the catalog files the rooms branch is
+// writing (shared/protocol/events/{rooms,presence,annotations,chat,report,alerts}.json), which
+// are not on main yet. When they land these names come from generated.ts instead and this file
+// is deleted; the names are the generator's, so the switch is an import change.
 /* eslint-disable */
-import type { DefsError, DefsRole, DefsUid, DefsUsername, DefsFacility } from "./generated";
+import type { DefsError, DefsFacility, DefsRole, DefsUid, DefsUsername } from "./generated";
 
 
 export type AlertsStatus = "open" | "acknowledged" | "escalated" | "resolved";
@@ -201,120 +200,7 @@ export type RoomsResync = {
   [key: string]: unknown;
 };
 
-export type WorklistStudy = WorkflowStudy;
-
-export type WorkflowAccession = string;
-
-export type WorkflowModality = string;
-
-export type WorkflowAe = string;
-
-export type WorkflowLo = string;
-
-export type WorkflowTime = string;
-
-export type WorkflowPriority = "routine" | "urgent" | "stat";
-
-export type WorkflowStatus = "scheduled" | "arrived" | "unread" | "reading" | "preliminary" | "final" | "amended" | "cancelled";
-
-export type WorkflowReason = string;
-
-export type WorkflowReasonBody = {
-  reason?: WorkflowReason;
-};
-
-export type WorkflowReportText = string;
-
-export type WorkflowPatient = {
-  id: WorkflowLo;
-  name: WorkflowLo;
-  birth_date?: string;
-  sex?: "M" | "F" | "O";
-};
-
-export type WorkflowPatientChange = {
-  id?: WorkflowLo;
-  name?: WorkflowLo;
-  birth_date?: string;
-  sex?: "M" | "F" | "O";
-};
-
-export type WorkflowNullableTime = (string) | (null);
-
-export type WorkflowNullableString = (string) | (null);
-
-export type WorkflowStudy = {
-  id: string;
-  facility: string;
-  accession_number: string;
-  study_instance_uid: string;
-  patient_id: string;
-  patient_name: string;
-  patient_birth_date?: WorkflowNullableString;
-  patient_sex?: WorkflowNullableString;
-  modality?: WorkflowNullableString;
-  body_part?: WorkflowNullableString;
-  requested_procedure?: WorkflowNullableString;
-  scheduled_station_ae?: WorkflowNullableString;
-  scheduled_at?: WorkflowNullableTime;
-  referring_physician?: WorkflowNullableString;
-  priority: WorkflowPriority;
-  status: WorkflowStatus;
-  status_at: string;
-  created_at: string;
-  arrived_at?: WorkflowNullableTime;
-  due_at?: WorkflowNullableTime;
-  overdue: boolean;
-  assigned_to: WorkflowNullableString;
-  claimed_by: WorkflowNullableString;
-  claim_expires_at?: WorkflowNullableTime;
-  unscheduled?: boolean;
-  images: number;
-  mpps_status?: WorkflowNullableString;
-  open_alerts: number;
-  version: number;
-};
-
-export type WorkflowReportVersion = {
-  study_id: string;
-  accession_number: string;
-  version: number;
-  kind: "report" | "addendum";
-  text: string;
-  signer: string;
-  signer_name?: string;
-  signed_at: string;
-  sha256: string;
-  sr_sop_instance_uid?: WorkflowNullableString;
-};
-
-export type WorkflowFinding = {
-  id: string;
-  study_id: string;
-  study_instance_uid: string;
-  engine: string;
-  finding_type: string;
-  severity: "info" | "warning" | "critical";
-  confidence: number;
-  description?: string;
-  location?: ({
-    [key: string]: unknown;
-  }) | (null);
-  model: {
-    [key: string]: unknown;
-  };
-  created_at: string;
-  alert_id?: WorkflowNullableString;
-  feedback?: {
-    [key: string]: "agree" | "disagree";
-  };
-};
-
 export interface PendingEventPayloads {
-  "ai.finding.created": {
-    study_uid: DefsUid;
-    finding: WorkflowFinding;
-  };
   "alert": AlertsAlert;
   "alert.acknowledge": AlertsAction;
   "alert.escalate": AlertsAction;
@@ -424,34 +310,11 @@ export interface PendingEventPayloads {
     };
     [key: string]: unknown;
   };
-  "notification.created": {
-    user_id: string;
-    notification: {
-      id: string;
-      kind: "assigned" | "mentioned" | "alert" | "report_signed" | "addendum" | "escalated";
-      title: string;
-      body: string;
-      study_id: (string) | (null);
-      facility: string;
-      created_at: string;
-      read: boolean;
-    };
-  };
   "presence.update": {
     study_uid: RoomsStudyUid;
     viewport?: RoomsViewport;
     cursor?: (RoomsCursor) | (null);
     render?: boolean;
-  };
-  "report.signed": {
-    study_id: string;
-    study_uid: DefsUid;
-    accession_number: string;
-    version: number;
-    kind: "report" | "addendum";
-    signer: string;
-    signed_at: string;
-    sha256: string;
   };
   "report.sync": {
     study_uid: RoomsStudyUid;
@@ -488,21 +351,9 @@ export interface PendingEventPayloads {
     study_uid: RoomsStudyUid;
     username: DefsUsername;
   };
-  "study.status_changed": {
-    study_id: string;
-    accession_number: string;
-    from: WorkflowStatus;
-    to: WorkflowStatus;
-    by: string;
-    at: string;
-  };
   "viewport.render": {
     study_uid: RoomsStudyUid;
     viewport: RoomsViewport;
-  };
-  "worklist.changed": {
-    change: string;
-    study: WorklistStudy;
   };
   "worklist.join": Record<string, never>;
 }

@@ -1,7 +1,8 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Connection } from "../connection";
 import { ApiFailure } from "../protocol/errors";
-import type { AlertsAlert, PendingEventPayloads } from "../protocol/pending";
+import type { EventPayloads } from "../protocol/generated";
+import type { AlertsAlert } from "../protocol/pending";
 import type { Session } from "../session";
 import { queryString } from "../session";
 import { NO_FILTERS, matches, mergeStudy, sortStudies, worklistQuery, type Study, type WorklistFilters } from "../worklist";
@@ -66,7 +67,7 @@ export function Worklist({ session, connection }: { session: Session; connection
         await join();
         await load();
       }),
-      connection.on("worklist.changed", (payload: PendingEventPayloads["worklist.changed"]) => {
+      connection.on("worklist.changed", (payload: EventPayloads["worklist.changed"]) => {
         setRows((current) => {
           if (!matches(payload.study, filtersRef.current, me)) {
             return current.filter((row) => row.id !== payload.study.id);
@@ -76,7 +77,7 @@ export function Worklist({ session, connection }: { session: Session; connection
           return next;
         });
       }),
-      connection.on("study.status_changed", (payload: PendingEventPayloads["study.status_changed"]) => {
+      connection.on("study.status_changed", (payload: EventPayloads["study.status_changed"]) => {
         setRows((current) =>
           current.map((row) => (row.id === payload.study_id ? { ...row, status: payload.to, status_at: payload.at } : row)),
         );
