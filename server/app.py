@@ -23,12 +23,14 @@ from server.auth.sessions import Sessions
 from server.auth.tokens import AccessTokens, Clock, utc_now
 from server.auth.users import Users, bootstrap_admin
 from server.config import Settings
+from server.dicom import setup as dicom_setup
 from server.http.health import routes as health_routes
 from server.http.middleware import request_context, security_headers
 from server.http.static import setup_static
 from server.hub import EventHub
 from server.rooms.dispatch import EVENTS, EventRouter
 from server.rooms.socket_server import SOCKETIO, create_socket_server, install_connection_auth
+from server.rooms.uploads import setup_uploads
 from server.store.blobs import GridFSBlobStore, LocalBlobStore
 from server.store.connect import open_store
 from server.store.database import IndexSpec, ensure_indexes
@@ -36,7 +38,12 @@ from server.workflow import setup as workflow_setup
 
 log = logging.getLogger("noctis")
 
-INDEXES: list[IndexSpec] = [*users.INDEXES, *sessions.INDEXES, *audit.INDEXES]
+INDEXES: list[IndexSpec] = [
+    *users.INDEXES,
+    *sessions.INDEXES,
+    *audit.INDEXES,
+    *dicom_setup.INDEXES,
+]
 INDEXES += workflow_setup.INDEXES
 
 
@@ -103,5 +110,7 @@ def build_app(settings: Settings, options: AppOptions | None = None) -> web.Appl
     workflow_setup.setup_workflow(app, options.clock)
     app.add_routes(health_routes)
     app.add_routes(auth_routes)
+    dicom_setup.setup_dicom(app)
+    setup_uploads(app)
     setup_static(app)
     return app

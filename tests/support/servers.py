@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,11 @@ from tests.support.programs import require_program
 def embedded_store(directory: Path | None = None) -> Iterator[EmbeddedStore]:
     with tempfile.TemporaryDirectory(prefix="noctis-store-") as tmp:
         store = asyncio.run(start_embedded_store(directory or Path(tmp)))
+        # PyMongo's probe clients can leave sockets for the garbage collector; collect them
+        # now, so their ResourceWarning does not surface inside whichever test runs a GC.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
         try:
             yield store
         finally:

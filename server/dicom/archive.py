@@ -1,0 +1,109 @@
+"""Reading the archive back: the bytes of an instance and the instances of a series.
+
+The render engine depends only on the two coroutines of ``Archive`` (``instance_bytes`` and
+``series_instance_uids``), reached through ``app[ARCHIVE]``; DICOMweb and the Q/R SCPs use the
+rest. Facility scoping is the caller's choice: ``facility=None`` means every facility.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from server.dicom.index import INSTANCES, METADATA, SERIES, STUDIES
+from server.store.blobs import BlobNotFound, BlobStore
+from server.store.database import Document, Store
+
+
+def _scope(query: Document, facility: str | None) -> Document:
+    return query if facility is None else {**query, "facility": facility}
+
+
+class Archive:
+    def __init__(self, store: Store, blobs: BlobStore) -> None:
+        self._store = store
+        self._blobs = blobs
+
+    async def instance(self, sop_instance_uid: str, facility: str | None = None) -> Document:
+        doc = await self._store[INSTANCES].find_one(
+            _scope({"_id": sop_instance_uid}, facility), {"attrs": 0, "q": 0}
+        )
+        if doc is None:
+            raise KeyError(sop_instance_uid)
+        return doc
+
+    async def instance_bytes(self, sop_instance_uid: str, facility: str | None = None) -> bytes:
+        """The object exactly as received (Part 10 file); KeyError if unknown."""
+        doc = await self.instance(sop_instance_uid, facility)
+        try:
+            return await self._blobs.get(doc["blob"])
+        except BlobNotFound:
+            raise KeyError(sop_instance_uid) from None
+
+    async def series_instance_uids(
+        self, series_instance_uid: str, facility: str | None = None
+    ) -> list[str]:
+        """SOP Instance UIDs of a series sorted by InstanceNumber; KeyError if unknown."""
+        docs = await self.instances_of(series_instance_uid=series_instance_uid, facility=facility)
+        if not docs:
+            raise KeyError(series_instance_uid)
+        return [doc["_id"] for doc in docs]
+
+    async def instances_of(
+        self,
+        *,
+        study_instance_uid: str | None = None,
+        series_instance_uid: str | None = None,
+        facility: str | None = None,
+    ) -> list[Document]:
+        query: Document = {}
+        if study_instance_uid is not None:
+            query["study_uid"] = study_instance_uid
+        if series_instance_uid is not None:
+            query["series_uid"] = series_instance_uid
+        if not query:
+            raise ValueError("name a study or a series")
+        docs = [
+            doc
+            async for doc in self._store[INSTANCES].find(
+                _scope(query, facility), {"attrs": 0, "q": 0}
+            )
+        ]
+        docs.sort(key=_instance_order)
+        return docs
+
+    async def metadata(
+        self,
+        *,
+        study_instance_uid: str | None = None,
+        series_instance_uid: str | None = None,
+        sop_instance_uid: str | None = None,
+        facility: str | None = None,
+    ) -> list[dict[str, Any]]:
+        query: Document = {}
+        if study_instance_uid is not None:
+            query["study_uid"] = study_instance_uid
+        if series_instance_uid is not None:
+            query["series_uid"] = series_instance_uid
+        if sop_instance_uid is not None:
+            query["_id"] = sop_instance_uid
+        docs = [doc async for doc in self._store[METADATA].find(_scope(query, facility))]
+        docs.sort(key=_instance_order)
+        return [doc["json"] for doc in docs]
+
+    async def study(self, study_instance_uid: str, facility: str | None = None) -> Document | None:
+        return await self._store[STUDIES].find_one(_scope({"_id": study_instance_uid}, facility))
+
+    async def series(
+        self, series_instance_uid: str, facility: str | None = None
+    ) -> Document | None:
+        return await self._store[SERIES].find_one(_scope({"_id": series_instance_uid}, facility))
+
+
+def _instance_order(doc: Document) -> tuple[int, str]:
+    number = doc.get("instance_number")
+    return (number if isinstance(number, int) else 1 << 31, str(doc["_id"]))
+
+
+ARCHIVE = web.AppKey("archive", Archive)

@@ -1,0 +1,235 @@
+"""Reading and vetting one received DICOM object, without decoding its pixels.
+
+Every entry point (C-STORE, STOW-RS, ``noctis import``) hands the bytes it received here first.
+Only the header is parsed: the pixel data element is deferred, so its declared length can be
+checked against Rows x Columns x frames x bits without ever reading or allocating it, and a
+"pixel bomb" whose header promises terabytes is refused before anything is allocated. The bytes
+themselves are kept exactly as received; decoding happens only when rendering.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import warnings
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
+from pydicom.uid import UID
+
+PIXEL_DATA = 0x7FE00010
+UNDEFINED_LENGTH = 0xFFFFFFFF
+MAX_DECODED_BYTES = 4 << 30
+MAX_FRAMES = 20_000
+BULK_THRESHOLD = 1024
+_DEFER_SIZE = 1024
+_PARSE_LOCK = threading.Lock()
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_UNCOMPRESSED = {
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.1.99",
+}
+
+
+class Failure(Enum):
+    """Why an object was refused, mapped one-to-one onto DIMSE failure statuses."""
+
+    CANNOT_UNDERSTAND = 0xC000
+    DOES_NOT_MATCH_SOP_CLASS = 0xA900
+    OUT_OF_RESOURCES = 0xA700
+
+
+class Rejected(Exception):
+    """The object is refused; ``reason`` is shown to technicians and sent to the peer."""
+
+    def __init__(self, failure: Failure, reason: str) -> None:
+        super().__init__(reason)
+        self.failure = failure
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One vetted object: the untouched bytes plus what the index needs."""
+
+    raw: bytes
+    sop_instance_uid: str
+    sop_class_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    transfer_syntax_uid: str
+    instance_number: int | None
+    frames: int
+    json: dict[str, Any] = field(repr=False)
+
+    def value(self, tag: str) -> Any:
+        """First value of a top-level element in the DICOM JSON, or None."""
+        element = self.json.get(tag)
+        if not element:
+            return None
+        values = element.get("Value")
+        return values[0] if values else None
+
+
+def _uid(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        raise Rejected(Failure.DOES_NOT_MATCH_SOP_CLASS, f"missing required {keyword}")
+    if len(text) > 64 or not _UID.match(text):
+        raise Rejected(Failure.DOES_NOT_MATCH_SOP_CLASS, f"{keyword} {text[:70]!r} is not a UID")
+    return text
+
+
+def _int(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
+    try:
+        value = ds.get(keyword)
+        if value is None or value == "":
+            return default
+        return int(value)
+    except (TypeError, ValueError):
+        raise Rejected(Failure.DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is not a number") from None
+
+
+def _check_pixels(ds: Dataset, transfer_syntax: str, raw_length: int) -> int:
+    """Return the number of frames, refusing declared sizes that cannot be true or are absurd."""
+    element = ds._dict.get(BaseTag(PIXEL_DATA))
+    if element is None:
+        return 0
+    rows = _int(ds, "Rows")
+    columns = _int(ds, "Columns")
+    bits = _int(ds, "BitsAllocated")
+    if rows is None or columns is None or bits is None:
+        raise Rejected(
+            Failure.DOES_NOT_MATCH_SOP_CLASS, "pixel data without Rows, Columns or BitsAllocated"
+        )
+    samples = _int(ds, "SamplesPerPixel", 1) or 1
+    frames = _int(ds, "NumberOfFrames", 1) or 1
+    if not (0 < rows <= 65535 and 0 < columns <= 65535):
+        raise Rejected(Failure.DOES_NOT_MATCH_SOP_CLASS, f"invalid dimensions {rows}x{columns}")
+    if bits not in (1, 8, 16, 32, 64) or samples not in (1, 3, 4):
+        raise Rejected(
+            Failure.DOES_NOT_MATCH_SOP_CLASS,
+            f"unsupported BitsAllocated {bits} / samples {samples}",
+        )
+    if not 0 < frames <= MAX_FRAMES:
+        raise Rejected(Failure.DOES_NOT_MATCH_SOP_CLASS, f"invalid NumberOfFrames {frames}")
+    decoded_bits = rows * columns * frames * samples * bits
+    if decoded_bits > MAX_DECODED_BYTES * 8:
+        raise Rejected(
+            Failure.DOES_NOT_MATCH_SOP_CLASS,
+            f"{rows}x{columns}x{frames} frames would decode to {decoded_bits // 8 >> 20} MiB, "
+            f"above the {MAX_DECODED_BYTES >> 20} MiB limit",
+        )
+    length = getattr(element, "length", None)
+    if transfer_syntax in _UNCOMPRESSED:
+        expected = (decoded_bits + 7) // 8
+        if str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
+            expected = expected * 2 // 3
+        if length == UNDEFINED_LENGTH or length is None or length not in (expected, expected + 1):
+            raise Rejected(
+                Failure.DOES_NOT_MATCH_SOP_CLASS,
+                f"pixel data is {length} bytes but {rows}x{columns}x{frames} frames "
+                f"x {samples} samples x {bits} bits needs {expected}",
+            )
+        offset = getattr(element, "value_tell", None)
+        deflated = transfer_syntax == "1.2.840.10008.1.2.1.99"
+        if not deflated and offset is not None and offset + length > raw_length:
+            raise Rejected(
+                Failure.CANNOT_UNDERSTAND,
+                f"truncated: pixel data needs {length} bytes, {raw_length - offset} received",
+            )
+    elif length != UNDEFINED_LENGTH:
+        raise Rejected(
+            Failure.DOES_NOT_MATCH_SOP_CLASS,
+            "compressed pixel data must be encapsulated (undefined length)",
+        )
+    return frames
+
+
+def to_json(ds: Dataset, has_pixels: bool) -> dict[str, Any]:
+    """The DICOM JSON model of the header; bulk values are referenced, not inlined."""
+    if PIXEL_DATA in ds._dict:
+        del ds[PIXEL_DATA]
+    body: dict[str, Any] = ds.to_json_dict(
+        bulk_data_threshold=BULK_THRESHOLD, bulk_data_element_handler=lambda _element: ""
+    )
+    for element in body.values():
+        if element.get("BulkDataURI") == "":
+            element.pop("BulkDataURI")
+    if has_pixels:
+        body["7FE00010"] = {"vr": "OW", "BulkDataURI": ""}
+    return body
+
+
+def prepare(raw: bytes, expected_sop_class: str | None = None) -> Prepared:
+    """Vet a Part 10 object; raise ``Rejected`` with the DIMSE failure it deserves.
+
+    pydicom warns about the many small deviations real modalities produce (odd VRs, bad UID
+    characters); those objects are still stored as sent, so the warnings are silenced here. The
+    warning filters are process-global, hence the lock: parsing is GIL-bound anyway.
+    """
+    with _PARSE_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _prepare(raw, expected_sop_class)
+
+
+def _prepare(raw: bytes, expected_sop_class: str | None) -> Prepared:
+    if len(raw) < 132 or raw[128:132] != b"DICM":
+        raise Rejected(Failure.CANNOT_UNDERSTAND, "not a DICOM Part 10 file (no DICM prefix)")
+    try:
+        ds = dcmread(io.BytesIO(raw), defer_size=_DEFER_SIZE)
+        transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", "")).strip()
+        if not transfer_syntax:
+            raise Rejected(Failure.CANNOT_UNDERSTAND, "file meta has no TransferSyntaxUID")
+        if not UID(transfer_syntax).is_transfer_syntax:
+            raise Rejected(
+                Failure.CANNOT_UNDERSTAND, f"unknown transfer syntax {transfer_syntax[:70]!r}"
+            )
+        sop_class = _uid(ds, "SOPClassUID")
+        sop_instance = _uid(ds, "SOPInstanceUID")
+        study = _uid(ds, "StudyInstanceUID")
+        series = _uid(ds, "SeriesInstanceUID")
+        if expected_sop_class is not None and expected_sop_class != sop_class:
+            raise Rejected(
+                Failure.DOES_NOT_MATCH_SOP_CLASS,
+                f"SOPClassUID {sop_class} differs from the negotiated {expected_sop_class}",
+            )
+        meta_instance = str(ds.file_meta.get("MediaStorageSOPInstanceUID", "")).strip()
+        if meta_instance and meta_instance != sop_instance:
+            raise Rejected(
+                Failure.DOES_NOT_MATCH_SOP_CLASS,
+                "MediaStorageSOPInstanceUID differs from SOPInstanceUID",
+            )
+        frames = _check_pixels(ds, transfer_syntax, len(raw))
+        instance_number = _int(ds, "InstanceNumber")
+        body = to_json(ds, has_pixels=frames > 0)
+    except Rejected:
+        raise
+    except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError) as exc:
+        raise Rejected(
+            Failure.CANNOT_UNDERSTAND, f"cannot parse the data set: {str(exc)[:200]}"
+        ) from None
+    except Exception as exc:  # pydicom raises many types on hostile input
+        raise Rejected(
+            Failure.CANNOT_UNDERSTAND, f"cannot parse the data set: {type(exc).__name__}"
+        ) from None
+    return Prepared(
+        raw=raw,
+        sop_instance_uid=sop_instance,
+        sop_class_uid=sop_class,
+        study_instance_uid=study,
+        series_instance_uid=series,
+        transfer_syntax_uid=transfer_syntax,
+        instance_number=instance_number,
+        frames=frames,
+        json=body,
+    )
