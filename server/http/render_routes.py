@@ -1,0 +1,317 @@
+"""HTTP delivery of rendered pixels: `/api/render/...` and PS3.18 rendered resources.
+
+This module is the render capability's HTTP edge, kept out of `server/render/`, which imports no
+aiohttp. Responses are never compressed on the fly (JPEG/PNG do not shrink and gzip made a
+2 ms frame 50 ms in Orthanc) and carry a strong ETag, since a SOP Instance UID names immutable
+content.
+"""
+
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from server.auth.guard import AUTH_SERVICE, client_address, require
+from server.auth.roles import Permission
+from server.auth.service import Principal
+from server.http.errors import ApiError
+from server.render.errors import (
+    FRAME_OUT_OF_RANGE,
+    INVALID_TILE,
+    INVALID_VIEWPORT,
+    NOT_ACCEPTABLE,
+    NOT_FOUND,
+    RenderError,
+)
+from server.render.header import ImageInfo
+from server.render.models import (
+    InstanceLoader,
+    MprRequest,
+    Quality,
+    RenderedFrame,
+    RenderRequest,
+    TileRequest,
+)
+from server.render.mpr import Plane, SlabMode
+from server.render.params import (
+    parse_dicomweb_viewport,
+    parse_frame,
+    parse_jpeg_quality,
+    parse_quality,
+    parse_viewport,
+    parse_window,
+)
+from server.render.presets import presets_for
+from server.render.service import RenderService, RenderSettings
+from server.render.tiles import level_count
+from server.render.viewport import Viewport
+
+RENDER_SERVICE = web.AppKey("render_service", RenderService)
+CACHE_CONTROL = "private, max-age=86400"
+THUMBNAIL = Viewport(canvas=(128, 128))
+AUDIT_EVERY_S = 600.0
+
+routes = web.RouteTableDef()
+
+
+def setup_render_routes(
+    app: web.Application,
+    loader_from: Callable[[web.Application], InstanceLoader],
+    settings: RenderSettings | None = None,
+) -> None:
+    """Add the render service (as a cleanup context) and its routes.
+
+    `loader_from` is called at start-up, after the contexts registered before this one, so the
+    DICOM archive can be built by its own context and handed over here.
+    """
+
+    async def render_ctx(app: web.Application) -> AsyncIterator[None]:
+        service = RenderService(loader_from(app), settings)
+        app[RENDER_SERVICE] = service
+        app[_ACCESS] = _AccessAudit()
+        yield
+        await service.close()
+
+    app.cleanup_ctx.append(render_ctx)
+    app.add_routes(routes)
+
+
+class _AccessAudit:
+    """Audit image access once per user and study per ten minutes, not once per frame:
+    scrolling a 1000-slice series must not write 1000 audit entries."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._limit = limit
+
+    async def record(self, request: web.Request, principal: Principal, study: str) -> None:
+        key = (principal.user_id, study)
+        now = time.monotonic()
+        last = self._seen.get(key)
+        if last is not None and now - last < AUDIT_EVERY_S:
+            return
+        self._seen[key] = now
+        self._seen.move_to_end(key)
+        while len(self._seen) > self._limit:
+            self._seen.popitem(last=False)
+        await request.app[AUTH_SERVICE].audit.record(
+            actor=principal.username,
+            action="images.view",
+            outcome="success",
+            target=f"study:{study}",
+            remote=client_address(request),
+            facility=principal.facility,
+        )
+
+
+_ACCESS = web.AppKey("render_access_audit", _AccessAudit)
+
+
+async def _viewer(request: web.Request) -> tuple[Principal, RenderService]:
+    principal = await require(request, Permission.IMAGES_VIEW)
+    return principal, request.app[RENDER_SERVICE]
+
+
+def _api_error(exc: RenderError) -> ApiError:
+    return ApiError(exc.code, exc.message)
+
+
+def _image(request: web.Request, frame: RenderedFrame) -> web.StreamResponse:
+    headers = {"ETag": frame.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
+    if frame.window is not None:
+        headers["X-Render-Window"] = f"{frame.window.center:g},{frame.window.width:g}"
+    if frame.etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=frame.data, content_type=frame.media_type, headers=headers)
+
+
+async def _info(service: RenderService, sop_instance_uid: str) -> ImageInfo:
+    return await service.info(sop_instance_uid)
+
+
+@routes.get("/api/render/instances/{sop}/frames/{frame}")
+async def frame_image(request: web.Request) -> web.StreamResponse:
+    principal, service = await _viewer(request)
+    try:
+        query = request.query
+        render = RenderRequest(
+            sop_instance_uid=request.match_info["sop"],
+            frame=parse_frame(request.match_info["frame"]),
+            window=parse_window(query.get("window")),
+            preset=query.get("preset") or None,
+            viewport=parse_viewport(query),
+            quality=parse_quality(query.get("quality")),
+            jpeg_quality=parse_jpeg_quality(query.get("jpeg")),
+        )
+        result = await service.render(render)
+        info = await _info(service, render.sop_instance_uid)
+        await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
+        return _image(request, result)
+    except RenderError as exc:
+        raise _api_error(exc) from None
+
+
+@routes.get("/api/render/instances/{sop}/frames/{frame}/tiles/{level}/{x}/{y}")
+async def tile_image(request: web.Request) -> web.StreamResponse:
+    principal, service = await _viewer(request)
+    try:
+        query = request.query
+        try:
+            level, x, y = (int(request.match_info[k]) for k in ("level", "x", "y"))
+        except ValueError:
+            raise RenderError(INVALID_TILE, "level, x and y must be integers") from None
+        tile = TileRequest(
+            sop_instance_uid=request.match_info["sop"],
+            frame=parse_frame(request.match_info["frame"]),
+            level=level,
+            x=x,
+            y=y,
+            window=parse_window(query.get("window")),
+            preset=query.get("preset") or None,
+            invert=parse_viewport(query).invert,
+            quality=parse_quality(query.get("quality")),
+        )
+        info = await _info(service, tile.sop_instance_uid)
+        await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
+        return _image(request, await service.render_tile(tile))
+    except RenderError as exc:
+        raise _api_error(exc) from None
+
+
+@routes.get("/api/render/series/{series}/mpr/{plane}/{index}")
+async def mpr_image(request: web.Request) -> web.StreamResponse:
+    principal, service = await _viewer(request)
+    try:
+        query = request.query
+        try:
+            plane = Plane(request.match_info["plane"])
+            mode = SlabMode(query.get("mode", "average"))
+            index = int(request.match_info["index"])
+            slab = float(query.get("slab", "0"))
+        except ValueError:
+            raise RenderError(
+                INVALID_VIEWPORT,
+                "plane must be axial/coronal/sagittal, mode mip/minip/average, "
+                "index an integer, slab a number of mm",
+            ) from None
+        mpr = MprRequest(
+            series_instance_uid=request.match_info["series"],
+            plane=plane,
+            index=index,
+            window=parse_window(query.get("window")),
+            slab_mm=slab,
+            slab_mode=mode,
+            viewport=parse_viewport(query),
+            quality=parse_quality(query.get("quality")),
+        )
+        result = await service.render_mpr(mpr)
+        volume = await service.volume(mpr.series_instance_uid)
+        first = await _info(service, volume.sop_instance_uids[0])
+        await request.app[_ACCESS].record(request, principal, first.study_instance_uid)
+        return _image(request, result)
+    except RenderError as exc:
+        raise _api_error(exc) from None
+
+
+@routes.get("/api/render/instances/{sop}/info")
+async def instance_info(request: web.Request) -> web.Response:
+    """What a viewer needs before asking for pixels: size, frames, presets, calibration."""
+    principal, service = await _viewer(request)
+    try:
+        info = await _info(service, request.match_info["sop"])
+    except RenderError as exc:
+        raise _api_error(exc) from None
+    await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
+    return web.json_response(
+        {
+            "sop_instance_uid": info.sop_instance_uid,
+            "series_instance_uid": info.series_instance_uid,
+            "study_instance_uid": info.study_instance_uid,
+            "modality": info.modality,
+            "rows": info.rows,
+            "columns": info.columns,
+            "frames": info.frames,
+            "photometric": info.photometric,
+            "pixel_spacing": info.pixel_spacing,
+            "spacing_source": info.spacing_source,
+            "units": info.modality_lut.units,
+            "tile_levels": level_count(info.rows, info.columns),
+            "presets": [
+                {
+                    "name": p.name,
+                    "label": p.label,
+                    "center": p.window.center,
+                    "width": p.window.width,
+                    "function": p.window.function.value,
+                }
+                for p in presets_for(info)
+            ],
+        }
+    )
+
+
+# -- DICOMweb (PS3.18 10.4 rendered resources) ----------------------------------------------
+
+DICOMWEB_INSTANCE = "/dicom-web/studies/{study}/series/{series}/instances/{sop}"
+
+
+@routes.get(DICOMWEB_INSTANCE + "/rendered")
+async def dicomweb_instance_rendered(request: web.Request) -> web.StreamResponse:
+    return await _dicomweb(request, frame="1", default_viewport=Viewport())
+
+
+@routes.get(DICOMWEB_INSTANCE + "/frames/{frames}/rendered")
+async def dicomweb_frame_rendered(request: web.Request) -> web.StreamResponse:
+    return await _dicomweb(request, frame=request.match_info["frames"], default_viewport=Viewport())
+
+
+@routes.get(DICOMWEB_INSTANCE + "/thumbnail")
+async def dicomweb_instance_thumbnail(request: web.Request) -> web.StreamResponse:
+    return await _dicomweb(request, frame="1", default_viewport=THUMBNAIL)
+
+
+@routes.get(DICOMWEB_INSTANCE + "/frames/{frames}/thumbnail")
+async def dicomweb_frame_thumbnail(request: web.Request) -> web.StreamResponse:
+    return await _dicomweb(request, frame=request.match_info["frames"], default_viewport=THUMBNAIL)
+
+
+async def _dicomweb(
+    request: web.Request, *, frame: str, default_viewport: Viewport
+) -> web.StreamResponse:
+    principal, service = await _viewer(request)
+    try:
+        if "," in frame:
+            raise RenderError(
+                FRAME_OUT_OF_RANGE, "one frame per request; multi-frame responses unsupported"
+            )
+        lossless = _accepts_png_only(request.headers.get("Accept", ""))
+        query = request.query
+        render = RenderRequest(
+            sop_instance_uid=request.match_info["sop"],
+            frame=parse_frame(frame),
+            window=parse_window(query.get("window")),
+            viewport=parse_dicomweb_viewport(query.get("viewport"), default_viewport),
+            quality=Quality.LOSSLESS if lossless else Quality.FINAL,
+            jpeg_quality=None if lossless else parse_jpeg_quality(query.get("quality")),
+        )
+        info = await _info(service, render.sop_instance_uid)
+        if (info.study_instance_uid, info.series_instance_uid) != (
+            request.match_info["study"],
+            request.match_info["series"],
+        ):
+            raise RenderError(NOT_FOUND, "the instance is not in that study and series")
+        await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
+        return _image(request, await service.render(render))
+    except RenderError as exc:
+        raise _api_error(exc) from None
+
+
+def _accepts_png_only(accept: str) -> bool:
+    """PS3.18 content negotiation between the two media types we produce; JPEG is default."""
+    types = [part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()]
+    if not types or any(t in ("image/jpeg", "image/*", "*/*") for t in types):
+        return False
+    if "image/png" in types:
+        return True
+    raise RenderError(NOT_ACCEPTABLE, "rendered resources are available as image/jpeg or image/png")

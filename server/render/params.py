@@ -1,0 +1,151 @@
+"""Query parameters to render requests: Noctis' own `/api/render` form and PS3.18's.
+
+Parsing is strict (a malformed number is a 400 naming the parameter, never a default), because a
+silently ignored window would show the reader a different image than asked for.
+"""
+
+import math
+from collections.abc import Mapping
+
+from server.render.encode import Encoding
+from server.render.errors import (
+    FRAME_OUT_OF_RANGE,
+    INVALID_CANVAS,
+    INVALID_QUALITY,
+    INVALID_VIEWPORT,
+    INVALID_WINDOW,
+    RenderError,
+)
+from server.render.models import Quality
+from server.render.viewport import Viewport
+from server.render.voi_lut import VoiFunction, Window
+
+DICOMWEB_FUNCTIONS = {
+    "linear": VoiFunction.LINEAR,
+    "linear-exact": VoiFunction.LINEAR_EXACT,
+    "sigmoid": VoiFunction.SIGMOID,
+}
+
+
+def parse_window(raw: str | None) -> Window | None:
+    """`center,width[,function]`; function as in PS3.18 (linear, linear-exact, sigmoid)."""
+    if raw is None or raw == "":
+        return None
+    parts = raw.split(",")
+    if len(parts) not in (2, 3):
+        raise RenderError(INVALID_WINDOW, "window must be center,width[,function]")
+    center = _number(parts[0], "window center", INVALID_WINDOW)
+    width = _number(parts[1], "window width", INVALID_WINDOW)
+    function = VoiFunction.LINEAR
+    if len(parts) == 3:
+        name = parts[2].strip().lower()
+        if name not in DICOMWEB_FUNCTIONS:
+            raise RenderError(INVALID_WINDOW, f"unknown window function {parts[2]!r}")
+        function = DICOMWEB_FUNCTIONS[name]
+    return Window(center, width, function)
+
+
+def parse_frame(raw: str) -> int:
+    """A 1-based frame number from a URL to the 0-based index the pipeline uses."""
+    try:
+        number = int(raw)
+    except ValueError:
+        raise RenderError(FRAME_OUT_OF_RANGE, f"frame {raw!r} is not a number") from None
+    if number < 1:
+        raise RenderError(FRAME_OUT_OF_RANGE, "frame numbers start at 1")
+    return number - 1
+
+
+def parse_viewport(query: Mapping[str, str]) -> Viewport:
+    """Noctis form: canvas=WxH, zoom, pan=x,y, rotate, flip=h|v|hv, invert=true|false."""
+    canvas = None
+    if query.get("canvas"):
+        canvas = _size(query["canvas"])
+    pan_x = pan_y = 0.0
+    if query.get("pan"):
+        parts = query["pan"].split(",")
+        if len(parts) != 2:
+            raise RenderError(INVALID_VIEWPORT, "pan must be x,y")
+        pan_x = _number(parts[0], "pan x", INVALID_VIEWPORT)
+        pan_y = _number(parts[1], "pan y", INVALID_VIEWPORT)
+    flip = query.get("flip", "")
+    if flip not in ("", "h", "v", "hv", "vh"):
+        raise RenderError(INVALID_VIEWPORT, "flip must be h, v or hv")
+    zoom = _number(query["zoom"], "zoom", INVALID_VIEWPORT) if query.get("zoom") else 1.0
+    rotation = 0
+    if query.get("rotate"):
+        try:
+            rotation = int(query["rotate"])
+        except ValueError:
+            raise RenderError(INVALID_VIEWPORT, "rotate must be a multiple of 90") from None
+    return Viewport(
+        canvas=canvas,
+        zoom=zoom,
+        pan_x=pan_x,
+        pan_y=pan_y,
+        rotation=rotation,
+        flip_horizontal="h" in flip,
+        flip_vertical="v" in flip,
+        invert=_flag(query.get("invert")),
+    )
+
+
+def parse_dicomweb_viewport(raw: str | None, default: Viewport) -> Viewport:
+    """PS3.18 `viewport=vw,vh`; the source-rectangle form (six values) is not supported."""
+    if raw is None or raw == "":
+        return default
+    parts = raw.split(",")
+    if len(parts) != 2:
+        raise RenderError(INVALID_VIEWPORT, "viewport must be vw,vh (source regions unsupported)")
+    return Viewport(canvas=_size(",".join(parts)))
+
+
+def parse_quality(raw: str | None) -> Quality:
+    if raw is None or raw == "":
+        return Quality.FINAL
+    try:
+        return Quality(raw)
+    except ValueError:
+        raise RenderError(
+            INVALID_QUALITY, "quality must be interactive, final or lossless"
+        ) from None
+
+
+def parse_jpeg_quality(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RenderError(INVALID_QUALITY, "quality must be an integer 1..100") from None
+    return Encoding(quality=value).quality
+
+
+def _size(raw: str) -> tuple[int, int]:
+    parts = raw.replace("x", ",").split(",")
+    if len(parts) != 2:
+        raise RenderError(INVALID_CANVAS, "canvas must be WIDTHxHEIGHT")
+    try:
+        width, height = int(parts[0]), int(parts[1])
+    except ValueError:
+        raise RenderError(INVALID_CANVAS, "canvas sides must be integers") from None
+    Viewport(canvas=(width, height))
+    return width, height
+
+
+def _number(raw: str, name: str, code: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise RenderError(code, f"{name} must be a number") from None
+    if not math.isfinite(value):
+        raise RenderError(code, f"{name} must be finite")
+    return value
+
+
+def _flag(raw: str | None) -> bool:
+    if raw is None or raw in ("", "0", "false"):
+        return False
+    if raw in ("1", "true"):
+        return True
+    raise RenderError(INVALID_VIEWPORT, "flags must be true or false")

@@ -1,0 +1,157 @@
+"""The render routes on the real app (embedded store, real auth) with an in-memory archive."""
+
+from collections.abc import Awaitable, Callable
+
+import cv2
+import numpy as np
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from server.app import AppOptions, build_app
+from server.config import Settings
+from server.http.render_routes import setup_render_routes
+from server.render.decode import decode_bytes
+from tests.conftest import Noctis
+from tests.render.archive import MemoryArchive
+from tests.support.synthetic import ct_series
+
+ClientFactory = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture
+async def rendering(
+    aiohttp_client: ClientFactory, settings: Settings
+) -> tuple[Noctis, MemoryArchive, dict[str, str]]:
+    archive = MemoryArchive(ct_series(6, rows=64, cols=64))
+    archive.add("1.2.3.666", "1.2.3.665", b"\x00" * 128 + b"DICM" + b"\xff" * 64)
+    app = build_app(settings, AppOptions(bootstrap_admin=False))
+    setup_render_routes(app, lambda _app: archive)
+    noctis = Noctis(app=app, client=await aiohttp_client(app))
+    token = await noctis.token_for("reader")
+    return noctis, archive, {"Authorization": f"Bearer {token}"}
+
+
+def first(archive: MemoryArchive) -> tuple[str, str, str]:
+    """Study, series and SOP Instance UID of the first synthetic slice."""
+    series, members = next(iter(archive.series.items()))
+    study = decode_bytes(archive.files[members[0]]).info.study_instance_uid
+    return study, series, members[0]
+
+
+def decoded(body: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+async def test_frame_endpoint_serves_cacheable_uncompressed_jpeg(
+    rendering: tuple[Noctis, MemoryArchive, dict[str, str]],
+) -> None:
+    noctis, archive, auth = rendering
+    _, _, sop = first(archive)
+    url = f"/api/render/instances/{sop}/frames/1?window=40,400&canvas=128x96"
+    response = await noctis.client.get(url, headers={**auth, "Accept-Encoding": "gzip, br"})
+    assert response.status == 200
+    assert response.content_type == "image/jpeg"
+    assert "Content-Encoding" not in response.headers
+    assert response.headers["Cache-Control"] == "private, max-age=86400"
+    assert response.headers["X-Render-Window"] == "40,400"
+    assert decoded(await response.read()).shape == (96, 128)
+    etag = response.headers["ETag"]
+    again = await noctis.client.get(url, headers={**auth, "If-None-Match": etag})
+    assert again.status == 304
+
+
+async def test_frame_endpoint_requires_a_token(
+    rendering: tuple[Noctis, MemoryArchive, dict[str, str]],
+) -> None:
+    noctis, archive, _ = rendering
+    _, _, sop = first(archive)
+    response = await noctis.client.get(f"/api/render/instances/{sop}/frames/1")
+    assert response.status == 401
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/frames/99", 400, "frame_out_of_range"),
+        ("/frames/0", 400, "frame_out_of_range"),
+        ("/frames/1?canvas=0x512", 400, "invalid_canvas"),
+        ("/frames/1?canvas=100000x100000", 400, "invalid_canvas"),
+        ("/frames/1?window=40,0", 400, "invalid_window"),
+        ("/frames/1?window=40,-3", 400, "invalid_window"),
+        ("/frames/1?window=nan,400", 400, "invalid_window"),
+        ("/frames/1?window=40,inf", 400, "invalid_window"),
+        ("/frames/1?zoom=nan", 400, "invalid_viewport"),
+        ("/frames/1?rotate=45", 400, "invalid_viewport"),
+        ("/frames/1?quality=best", 400, "invalid_quality"),
+        ("/frames/1?preset=nope", 400, "invalid_window"),
+        ("/frames/1/tiles/5/0/0", 400, "invalid_tile"),
+    ],
+)
+async def test_bad_input_is_a_clear_4xx_and_the_server_keeps_serving(
+    rendering: tuple[Noctis, MemoryArchive, dict[str, str]], path: str, status: int, code: str
+) -> None:
+    noctis, archive, auth = rendering
+    _, _, sop = first(archive)
+    response = await noctis.client.get(f"/api/render/instances/{sop}{path}", headers=auth)
+    assert response.status == status
+    assert (await response.json())["error"]["code"] == code
+    good = await noctis.client.get(f"/api/render/instances/{sop}/frames/1", headers=auth)
+    assert good.status == 200
+
+
+async def test_unknown_and_corrupt_instances(
+    rendering: tuple[Noctis, MemoryArchive, dict[str, str]],
+) -> None:
+    noctis, _, auth = rendering
+    missing = await noctis.client.get("/api/render/instances/1.2.404/frames/1", headers=auth)
+    assert missing.status == 404
+    corrupt = await noctis.client.get("/api/render/instances/1.2.3.666/frames/1", headers=auth)
+    assert corrupt.status == 422
+    assert (await corrupt.json())["error"]["code"] == "undecodable"
+
+
+async def test_dicomweb_rendered_with_window_viewport_and_quality(
+    rendering: tuple[Noctis, MemoryArchive, dict[str, str]],
+) -> None:
+    noctis, archive, auth = rendering
+    study, series, sop = first(archive)
+    base = f"/dicom-web/studies/{study}/series/{series}/instances/{sop}"
+    response = await noctis.client.get(
+        f"{base}/frames/1/rendered?window=40,400,linear&viewport=100,50&quality=70", headers=auth
+    )
+    assert response.status == 200
+    assert response.content_type == "image/jpeg"
+    assert decoded(await response.read()).shape == (50, 100)
+    png = await noctis.client.get(f"{base}/rendered", headers={**auth, "Accept": "image/png"})
+    assert png.content_type == "image/png"
+    assert decoded(await png.read())[32, 32] == 128
+    thumbnail = await noctis.client.get(f"{base}/thumbnail", headers=auth)
+    assert decoded(await thumbnail.read()).shape == (128, 128)
+    refused = await noctis.client.get(f"{base}/rendered", headers={**auth, "Accept": "text/html"})
+    assert refused.status == 406
+    elsewhere = f"/dicom-web/studies/1.2.3/series/{series}/instances/{sop}/rendered"
+    assert (await noctis.client.get(elsewhere, headers=auth)).status == 404
+    sigmoid = await noctis.client.get(f"{base}/rendered?window=40,400,sigmoid", headers=auth)
+    assert sigmoid.status == 200
+    bad = await noctis.client.get(f"{base}/rendered?quality=0", headers=auth)
+    assert (await bad.json())["error"]["code"] == "invalid_quality"
+
+
+async def test_tiles_mpr_and_info(
+    rendering: tuple[Noctis, MemoryArchive, dict[str, str]],
+) -> None:
+    noctis, archive, auth = rendering
+    _, series, sop = first(archive)
+    tile = await noctis.client.get(
+        f"/api/render/instances/{sop}/frames/1/tiles/0/0/0?quality=lossless", headers=auth
+    )
+    assert decoded(await tile.read()).shape == (64, 64)
+    mpr = await noctis.client.get(
+        f"/api/render/series/{series}/mpr/sagittal/20?slab=3&mode=mip&window=40,400", headers=auth
+    )
+    assert mpr.status == 200
+    info = await (await noctis.client.get(f"/api/render/instances/{sop}/info", headers=auth)).json()
+    assert (info["rows"], info["columns"], info["frames"], info["units"]) == (64, 64, 1, "HU")
+    assert info["presets"][0]["name"] == "object-1"
+    assert {"brain", "lung", "bone"} <= {p["name"] for p in info["presets"]}
