@@ -24,8 +24,10 @@ from server.auth.tokens import AccessTokens, Clock, utc_now
 from server.auth.users import Users, bootstrap_admin
 from server.config import Settings
 from server.dicom import setup as dicom_setup
+from server.dicom.archive import ARCHIVE
 from server.http.health import routes as health_routes
 from server.http.middleware import request_context, security_headers
+from server.http.render_routes import setup_render_routes
 from server.http.static import setup_static
 from server.hub import EventHub
 from server.rooms.dispatch import EVENTS, EventRouter
@@ -111,6 +113,7 @@ def build_app(settings: Settings, options: AppOptions | None = None) -> web.Appl
     app.add_routes(health_routes)
     app.add_routes(auth_routes)
     dicom_setup.setup_dicom(app)
+    setup_render_routes(app, lambda app: app[ARCHIVE])
     setup_uploads(app)
     setup_static(app)
     return app

@@ -122,6 +122,32 @@ export function reduceUpload(state: UploadState, event: string, data: Data, now:
   }
 }
 
+/** Seeds the monitor from GET /api/uploads (recent associations, newest first). */
+export function seedUploads(state: UploadState, docs: readonly Data[], now: number): UploadState {
+  let next = state;
+  for (const doc of [...docs].reverse()) {
+    const id = str(doc.upload_id);
+    if (!id || next.associations.some((a) => a.upload_id === id)) continue;
+    const open = doc.state === "open";
+    next = update(next, id, now, (a) => ({
+      ...a,
+      calling_ae: str(doc.calling_ae),
+      remote: str(doc.remote),
+      kind: str(doc.kind),
+      started_at: num(doc.started_at, now),
+      stored: num(doc.stored),
+      duplicates: num(doc.duplicates),
+      failed: num(doc.failed),
+      bytes: num(doc.bytes),
+      studies: Array.isArray(doc.studies) ? doc.studies.map((s) => str(s)) : [],
+      open,
+      aborted: doc.state === "aborted",
+      ended_at: open ? null : num(doc.ended_at, now),
+    }));
+  }
+  return next;
+}
+
 /** Images per second over the association's life so far. */
 export function rate(a: Association, now: number): number {
   const seconds = (a.ended_at ?? now) - a.started_at;
@@ -138,11 +164,3 @@ export function formatBytes(bytes: number): string {
   }
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
-
-export const UPLOAD_EVENTS = [
-  "dicom.association.opened",
-  "dicom.instance.stored",
-  "dicom.instance.failed",
-  "dicom.association.closed",
-  "dicom.study.stable",
-] as const;

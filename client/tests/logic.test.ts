@@ -150,3 +150,16 @@ describe("report sync", () => {
     expect(a.text.toString()).toContain("Signed.");
   });
 });
+
+describe("upload monitor seeding", () => {
+  it("adds recent associations from the API without duplicating live ones", async () => {
+    const { seedUploads } = await import("../src/uploads");
+    let s = reduceUpload(EMPTY_UPLOADS, "dicom.association.opened", { upload_id: "live", calling_ae: "MR1", started_at: 50 }, 50);
+    s = seedUploads(s, [
+      { upload_id: "live", state: "open", calling_ae: "MR1", started_at: 50 },
+      { upload_id: "old", state: "closed", calling_ae: "CT1", started_at: 10, ended_at: 20, stored: 4, bytes: 10, studies: ["1.2"] },
+    ], 60);
+    expect(s.associations.map((a) => [a.upload_id, a.open])).toEqual([["live", true], ["old", false]]);
+    expect(s.associations[1]).toMatchObject({ stored: 4, ended_at: 20, studies: ["1.2"] });
+  });
+});

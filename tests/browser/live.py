@@ -15,16 +15,23 @@ from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
+from pydicom.dataset import Dataset
 
 from server.app import AppOptions, build_app
+from server.appkeys import HUB
 from server.auth.guard import AUTH_SERVICE
 from server.auth.roles import Role
 from server.config import Settings
+from server.dicom.keys import DICOM_OPTIONS, GATEWAY_PORT, DicomOptions
+from server.hub import DomainEvent
 from server.rooms.socket_server import SOCKETIO
 from server.store.embedded import free_port
+from tests.dicom.scu import store
 
 T = TypeVar("T")
 START_TIMEOUT_S = 60
+# How long the archive waits for more images before a study counts as complete.
+STABLE_AFTER_S = 1.0
 CALL_TIMEOUT_S = 30
 
 
@@ -52,9 +59,7 @@ class LiveServer:
         self.call(users.create(username, password, role, facility, display_name))
         return username
 
-    def api(
-        self, username: str, password: str, method: str, path: str, body: Any = None
-    ) -> Any:
+    def api(self, username: str, password: str, method: str, path: str, body: Any = None) -> Any:
         """Calls the real HTTP API as ``username`` and returns the decoded JSON answer."""
 
         async def go() -> Any:
@@ -70,6 +75,22 @@ class LiveServer:
                     return answer
 
         return self.call(go())
+
+    @property
+    def dicom_port(self) -> int:
+        return self.app[GATEWAY_PORT]
+
+    def c_store(self, ae_title: str, datasets: list[Dataset]) -> None:
+        """Sends the datasets to the gateway on one association (blocking, off the loop).
+
+        No DICOM peers are registered, so the gateway runs in its dev open mode and files what
+        it receives under its open-mode facility (``OPEN_FACILITY``).
+        """
+        statuses = store(self.dicom_port, datasets, ae_title)
+        assert statuses == [0] * len(datasets), statuses
+
+    def publish(self, event: DomainEvent) -> None:
+        self.call(self.app[HUB].publish(event))
 
     def drop_connections(self) -> int:
         """Disconnects every live Socket.IO client, as a server restart or a cut cable would."""
@@ -94,6 +115,7 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
 
     async def start() -> None:
         app = build_app(settings, AppOptions(bootstrap_admin=False))
+        app[DICOM_OPTIONS] = DicomOptions(stable_after_s=STABLE_AFTER_S)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -136,6 +158,6 @@ def settings_for(store_url: str, data_dir: Path, secret: str) -> Settings:
         mongo_url=store_url,
         mongo_db=f"b{uuid.uuid4().hex[:16]}",
         secret_key=secret,
-        dicom_enabled=False,
+        dicom_enabled=True,
         dicom_port=0,
     )

@@ -15,7 +15,9 @@ TIMEOUT_S = 300
 def _npm(*args: str) -> subprocess.CompletedProcess[str]:
     npm = require_program("npm")
     if not (CLIENT / "node_modules").is_dir():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=CLIENT, check=True, timeout=TIMEOUT_S)
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=CLIENT, check=True, timeout=TIMEOUT_S
+        )
     return subprocess.run(
         [npm, *args], cwd=CLIENT, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
     )

@@ -20,6 +20,8 @@ export type DefsUid = string;
 
 export type DefsTimestamp = string;
 
+export type UploadsTopic = "dicom.association.opened" | "dicom.instance.stored" | "dicom.instance.failed" | "dicom.association.closed" | "dicom.study.stable" | "dicom.mpps.updated";
+
 export type WorklistStudy = WorkflowStudy;
 
 export type AuthTokenPair = {
@@ -36,6 +38,26 @@ export type AuthUser = {
   facility: string;
   disabled?: boolean;
   permissions?: Array<string>;
+  [key: string]: unknown;
+};
+
+export type DicomAeTitle = string;
+
+export type DicomDate = string;
+
+export type DicomTime = string;
+
+export type DicomPersonName = string;
+
+export type DicomShortText = string;
+
+export type DicomPeer = {
+  id: string;
+  ae_title: string;
+  host: string | null;
+  port: number | null;
+  facility: string;
+  description: string;
   [key: string]: unknown;
 };
 
@@ -146,9 +168,9 @@ export type WorkflowFinding = {
   };
 };
 
-export type ErrorCode = "bad_request" | "invalid_json" | "validation_failed" | "payload_too_large" | "unsupported_media_type" | "auth_required" | "invalid_token" | "token_expired" | "invalid_credentials" | "refresh_token_reused" | "account_disabled" | "account_locked" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "stale_version" | "weak_password" | "rate_limited" | "unknown_event" | "internal_error" | "service_unavailable" | "invalid_transition" | "already_claimed" | "claim_required" | "invalid_api_key" | "unknown_study";
+export type ErrorCode = "bad_request" | "invalid_json" | "validation_failed" | "payload_too_large" | "unsupported_media_type" | "auth_required" | "invalid_token" | "token_expired" | "invalid_credentials" | "refresh_token_reused" | "account_disabled" | "account_locked" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "stale_version" | "weak_password" | "rate_limited" | "unknown_event" | "frame_out_of_range" | "invalid_window" | "invalid_canvas" | "invalid_viewport" | "invalid_tile" | "invalid_quality" | "invalid_measurement" | "undecodable" | "unsupported" | "too_large" | "not_a_volume" | "not_acceptable" | "superseded" | "internal_error" | "service_unavailable" | "invalid_transition" | "already_claimed" | "claim_required" | "invalid_api_key" | "unknown_study";
 
-export const ERROR_CODES = ["bad_request","invalid_json","validation_failed","payload_too_large","unsupported_media_type","auth_required","invalid_token","token_expired","invalid_credentials","refresh_token_reused","account_disabled","account_locked","forbidden","not_found","method_not_allowed","conflict","stale_version","weak_password","rate_limited","unknown_event","internal_error","service_unavailable","invalid_transition","already_claimed","claim_required","invalid_api_key","unknown_study"] as const;
+export const ERROR_CODES = ["bad_request","invalid_json","validation_failed","payload_too_large","unsupported_media_type","auth_required","invalid_token","token_expired","invalid_credentials","refresh_token_reused","account_disabled","account_locked","forbidden","not_found","method_not_allowed","conflict","stale_version","weak_password","rate_limited","unknown_event","frame_out_of_range","invalid_window","invalid_canvas","invalid_viewport","invalid_tile","invalid_quality","invalid_measurement","undecodable","unsupported","too_large","not_a_volume","not_acceptable","superseded","internal_error","service_unavailable","invalid_transition","already_claimed","claim_required","invalid_api_key","unknown_study"] as const;
 
 export interface EventPayloads {
   "ai.finding.created": {
@@ -198,6 +220,19 @@ export interface EventPayloads {
     by: string;
     at: string;
   };
+  "uploads.event": {
+    topic: UploadsTopic;
+    facility: string;
+    data: {
+      [key: string]: unknown;
+    };
+  };
+  "uploads.join": {
+    facility?: DefsFacility;
+  };
+  "uploads.leave": {
+    facility?: DefsFacility;
+  };
   "worklist.changed": {
     change: string;
     study: WorklistStudy;
@@ -210,11 +245,20 @@ export interface EventAcks {
     expires_at: string;
     [key: string]: unknown;
   };
+  "uploads.join": {
+    ok: true;
+    facility: string;
+    [key: string]: unknown;
+  };
+  "uploads.leave": {
+    ok: true;
+    [key: string]: unknown;
+  };
 }
 
-export type ClientEventName = "connect" | "session.renew";
+export type ClientEventName = "connect" | "session.renew" | "uploads.join" | "uploads.leave";
 
-export type ServerEventName = "ai.finding.created" | "connect_error" | "notification.created" | "report.signed" | "session.expired" | "study.status_changed" | "worklist.changed";
+export type ServerEventName = "ai.finding.created" | "connect_error" | "notification.created" | "report.signed" | "session.expired" | "study.status_changed" | "uploads.event" | "worklist.changed";
 
 export const VOLATILE_EVENTS = [] as const;
 
@@ -241,6 +285,36 @@ export interface RequestBodies {
   };
   "auth.refresh": {
     refresh_token: string;
+  };
+  "dicom.peers.create": {
+    ae_title: DicomAeTitle;
+    host?: string;
+    port?: number;
+    facility?: DefsFacility;
+    description?: string;
+  };
+  "dicom.scheduled_procedures.create": {
+    id?: string;
+    facility?: DefsFacility;
+    patient: {
+      name: DicomPersonName;
+      id: string;
+      birth_date?: DicomDate;
+      sex?: "M" | "F" | "O";
+    };
+    accession_number: string;
+    requested_procedure_id?: string;
+    requested_procedure_description?: DicomShortText;
+    study_instance_uid?: DefsUid;
+    referring_physician?: DicomPersonName;
+    step: {
+      station_ae_title?: DicomAeTitle;
+      modality: string;
+      start_date: DicomDate;
+      start_time?: DicomTime;
+      description?: DicomShortText;
+      performing_physician?: DicomPersonName;
+    };
   };
   "macros.create": {
     name: string;
@@ -328,6 +402,21 @@ export interface ResponseBodies {
   "ai.findings.feedback": WorkflowFinding;
   "auth.login": AuthTokenPair;
   "auth.refresh": AuthTokenPair;
+  "dicom.peers.create": DicomPeer;
+  "dicom.peers.list": {
+    peers: Array<DicomPeer>;
+    open_mode: boolean;
+    [key: string]: unknown;
+  };
+  "dicom.scheduled_procedures.cancel": {
+    [key: string]: unknown;
+  };
+  "dicom.scheduled_procedures.list": {
+    scheduled_procedures: Array<{
+      [key: string]: unknown;
+    }>;
+    [key: string]: unknown;
+  };
   "macros.expand": {
     text: string;
     [key: string]: unknown;
@@ -350,6 +439,12 @@ export interface ResponseBodies {
   "studies.priority": WorkflowStudy;
   "studies.release": WorkflowStudy;
   "studies.status": WorkflowStudy;
+  "uploads.list": {
+    uploads: Array<{
+      [key: string]: unknown;
+    }>;
+    [key: string]: unknown;
+  };
   "users.create": AuthUser;
   "users.update": AuthUser;
   "worklist.list": {
@@ -372,6 +467,11 @@ export const REQUESTS = {
   "auth.login": { method: "POST", path: "/api/auth/login" },
   "auth.logout": { method: "POST", path: "/api/auth/logout" },
   "auth.refresh": { method: "POST", path: "/api/auth/refresh" },
+  "dicom.peers.create": { method: "POST", path: "/api/dicom/peers" },
+  "dicom.peers.list": { method: "GET", path: "/api/dicom/peers" },
+  "dicom.scheduled_procedures.cancel": { method: "DELETE", path: "/api/dicom/scheduled-procedures/{id}" },
+  "dicom.scheduled_procedures.create": { method: "POST", path: "/api/dicom/scheduled-procedures" },
+  "dicom.scheduled_procedures.list": { method: "GET", path: "/api/dicom/scheduled-procedures" },
   "macros.create": { method: "POST", path: "/api/report-macros" },
   "macros.expand": { method: "POST", path: "/api/report-macros/expand" },
   "macros.list": { method: "GET", path: "/api/report-macros" },
@@ -398,6 +498,7 @@ export const REQUESTS = {
   "studies.status": { method: "POST", path: "/api/studies/{study_id}/status" },
   "templates.create": { method: "POST", path: "/api/report-templates" },
   "templates.list": { method: "GET", path: "/api/report-templates" },
+  "uploads.list": { method: "GET", path: "/api/uploads" },
   "users.create": { method: "POST", path: "/api/users" },
   "users.list": { method: "GET", path: "/api/users" },
   "users.update": { method: "PATCH", path: "/api/users/{username}" },

@@ -31,7 +31,7 @@ export function Shell({ session, connection }: { session: Session; connection: C
         {page === "study" && route[1] ? (
           <Viewer key={route[1]} session={session} connection={connection} studyUid={route[1]} />
         ) : page === "uploads" ? (
-          <Uploads connection={connection} />
+          <Uploads session={session} connection={connection} />
         ) : (
           <Worklist session={session} connection={connection} />
         )}

@@ -1,36 +1,57 @@
 import { useEffect, useReducer, useState } from "preact/hooks";
 import type { Connection } from "../connection";
-import { EMPTY_UPLOADS, UPLOAD_EVENTS, formatBytes, rate, reduceUpload, type UploadState } from "../uploads";
+import { ApiFailure } from "../protocol/errors";
+import type { EventPayloads } from "../protocol/generated";
+import type { Session } from "../session";
+import { EMPTY_UPLOADS, formatBytes, rate, reduceUpload, seedUploads, type UploadState } from "../uploads";
 
-type Action = { event: string; data: Record<string, unknown>; now: number };
+type Action =
+  | { kind: "event"; event: string; data: Record<string, unknown>; now: number }
+  | { kind: "seed"; docs: Array<Record<string, unknown>>; now: number };
 
 function reducer(state: UploadState, action: Action): UploadState {
-  return reduceUpload(state, action.event, action.data, action.now);
+  return action.kind === "seed"
+    ? seedUploads(state, action.docs, action.now)
+    : reduceUpload(state, action.event, action.data, action.now);
 }
 
 const nowS = () => Date.now() / 1000;
 
-/** Live progress of DICOM associations, fed by the gateway's events through the worklist room. */
-export function Uploads({ connection }: { connection: Connection }) {
+/** Live progress of DICOM associations: the recent ones from the API, then the uploads room. */
+export function Uploads({ session, connection }: { session: Session; connection: Connection }) {
   const [state, dispatch] = useReducer(reducer, EMPTY_UPLOADS);
   const [now, setNow] = useState(nowS);
+  const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
-    const join = () => connection.request("worklist.join", {}).catch(() => undefined);
-    void join();
-    const offs = UPLOAD_EVENTS.map((event) =>
-      connection.on(event, (data: Record<string, unknown>) => dispatch({ event, data, now: nowS() })),
-    );
-    offs.push(connection.onResync(join));
+    const load = async () => {
+      try {
+        await connection.request("uploads.join", {});
+        const listing = await session.request("uploads.list");
+        dispatch({ kind: "seed", docs: listing.uploads, now: nowS() });
+        setError(null);
+      } catch (failure) {
+        setError(failure instanceof ApiFailure ? failure.message : "Uploads cannot be watched.");
+      }
+    };
+    void load();
+    const offs = [
+      connection.on("uploads.event", (payload: EventPayloads["uploads.event"]) =>
+        dispatch({ kind: "event", event: payload.topic, data: payload.data, now: nowS() }),
+      ),
+      connection.onResync(load),
+    ];
     const timer = setInterval(() => setNow(nowS()), 1000);
     return () => {
       offs.forEach((off) => off());
       clearInterval(timer);
+      connection.request("uploads.leave", {}).catch(() => undefined);
     };
-  }, [connection]);
+  }, [connection, session]);
 
   return (
     <section class="uploads">
+      {error && <p class="error" role="alert">{error}</p>}
       <h2>Associations</h2>
       <table class="grid" data-testid="uploads-table">
         <thead>
@@ -38,9 +59,9 @@ export function Uploads({ connection }: { connection: Connection }) {
         </thead>
         <tbody>
           {state.associations.map((a) => (
-            <tr key={a.upload_id} data-testid="upload-row">
+            <tr key={a.upload_id} data-testid="upload-row" data-state={a.open ? "open" : "closed"} data-studies={a.studies.join(" ")}>
               <td>{a.open ? "receiving" : a.aborted ? "aborted" : "done"}</td>
-              <td>{a.calling_ae}</td>
+              <td data-testid="upload-ae">{a.calling_ae}</td>
               <td>{a.remote}</td>
               <td>{a.studies.length}</td>
               <td data-testid="upload-stored">{a.stored}{a.duplicates ? ` (+${a.duplicates} dup.)` : ""}</td>
@@ -52,11 +73,11 @@ export function Uploads({ connection }: { connection: Connection }) {
           ))}
         </tbody>
       </table>
-      {state.associations.length === 0 && <p class="empty">No associations since this page opened.</p>}
+      {state.associations.length === 0 && <p class="empty">No associations in the last 24 hours.</p>}
       <h2>Completed studies</h2>
       <ul class="completed" data-testid="completed-studies">
         {state.completed.map((c) => (
-          <li key={c.study_instance_uid}>
+          <li key={c.study_instance_uid} data-testid="completed-study">
             <a href={`#/study/${encodeURIComponent(c.study_instance_uid)}`}>{c.study_instance_uid}</a> — {c.received} images
           </li>
         ))}
