@@ -94,7 +94,15 @@ export function Viewer({ session, connection, studyUid }: { session: Session; co
     const client = new RoomClient(connection, studyUid);
     setRoom(client);
     const off = client.subscribe(setRoomState);
-    client.join().catch((failure) => setRoomProblem(failure instanceof ApiFailure ? failure.message : "Could not join the study room."));
+    client.join().catch((failure) =>
+      setRoomProblem(
+        failure instanceof ApiFailure && failure.code === "unknown_event"
+          ? "Live collaboration is not available on this server; you are reading alone."
+          : failure instanceof ApiFailure
+            ? failure.message
+            : "Could not join the study room.",
+      ),
+    );
     return () => {
       off();
       client.leave();
