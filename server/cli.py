@@ -8,6 +8,7 @@ import getpass
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
@@ -16,6 +17,7 @@ from server.auth.roles import Role
 from server.auth.sessions import Sessions
 from server.auth.users import DEFAULT_FACILITY, Users
 from server.config import ConfigError, Settings, ensure_secret_key, load_settings
+from server.dicom.importer import run_import
 from server.http.errors import ApiError
 from server.logs import configure_logging
 from server.store.connect import open_store
@@ -33,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--mongo-url", help="NOCTIS_MONGO_URL")
     serve.add_argument("--redis-url", help="NOCTIS_REDIS_URL")
     serve.add_argument("--dicom-port", type=int, help="NOCTIS_DICOM_PORT")
+
+    dicom_import = commands.add_parser("import", help="ingest every DICOM file under PATH")
+    dicom_import.add_argument("path")
+    dicom_import.add_argument("--facility", default=DEFAULT_FACILITY)
 
     user = commands.add_parser("user", help="manage accounts")
     user_commands = user.add_subparsers(dest="user_command", required=True)
@@ -136,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             serve(settings)
             return 0
+        if args.command == "import":
+            return asyncio.run(run_import(settings, Path(args.path), args.facility))
         return asyncio.run(_user_command(settings, args))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

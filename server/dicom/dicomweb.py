@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
 import uuid
 from typing import Any
@@ -39,6 +40,15 @@ _UID = r"[0-9.]{1,64}"
 _TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
 _CONTROL = {"limit", "offset", "includefield", "fuzzymatching"}
 _CHUNK = 1 << 16
+
+
+def _dicom_json(body: Any, status: int = 200) -> web.Response:
+    """DICOM JSON with a bare media type: clients compare it without parameters."""
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        status=status,
+        headers={"Content-Type": DICOM_JSON},
+    )
 
 
 def _scope(principal: Principal) -> str | None:
@@ -101,7 +111,7 @@ async def _qido(request: web.Request, level: Level, **fixed: str) -> web.Respons
     base = f"{request.url.origin()}{PREFIX}"
     for body in bodies:
         body["00081190"] = {"vr": "UR", "Value": [_retrieve_url(base, level, body)]}
-    return web.json_response(bodies, content_type=DICOM_JSON)
+    return _dicom_json(bodies)
 
 
 def _first(body: dict[str, Any], tag: str) -> str:
@@ -239,7 +249,7 @@ async def metadata(request: web.Request) -> web.Response:
                 "vr": body["7FE00010"].get("vr", "OW"),
                 "BulkDataURI": f"{url}/frames/{','.join(str(i) for i in range(1, frames + 1))}",
             }
-    return web.json_response(bodies, content_type=DICOM_JSON)
+    return _dicom_json(bodies)
 
 
 def _frames(raw: bytes, wanted: list[int]) -> tuple[list[bytes], str]:
@@ -392,4 +402,4 @@ async def stow(request: web.Request) -> web.Response:
     status = 200 if not failed else 202 if stored else 409
     if not stored and not failed:
         raise ApiError("bad_request", "The request holds no DICOM parts.")
-    return web.json_response(body, status=status, content_type=DICOM_JSON)
+    return _dicom_json(body, status)

@@ -207,7 +207,8 @@ class Gateway:
 
     def _on_requested(self, event: evt.Event) -> None:
         assoc = event.assoc
-        calling_ae = str(assoc.requestor.ae_title).strip()
+        primitive = assoc.requestor.primitive
+        calling_ae = str(getattr(primitive, "calling_ae_title", "") or "").strip()
         host = str(assoc.requestor.address)
         try:
             admission = self._run(self._services.peers.admit(calling_ae, host), QUERY_TIMEOUT_S)
@@ -266,7 +267,9 @@ class Gateway:
         ingest = self._services.ingest
         sop_uid = _request_value(event, "AffectedSOPInstanceUID")
         try:
-            prepared = prepare(event.encoded_dataset(), _request_value(event, "AffectedSOPClassUID"))
+            prepared = prepare(
+                event.encoded_dataset(), _request_value(event, "AffectedSOPClassUID")
+            )
         except Rejected as exc:
             self._run(ingest.reject(upload, exc, sop_uid or None), STORE_TIMEOUT_S)
             return exc.failure.value
@@ -367,7 +370,11 @@ class Gateway:
             yield None, None
             return
         destination = event.move_destination
-        name = destination.decode(errors="replace") if isinstance(destination, bytes) else ""
+        name = (
+            destination.decode(errors="replace")
+            if isinstance(destination, bytes)
+            else str(destination or "")
+        )
         peer = self._run(
             self._services.peers.destination(name.strip(), session.facility), QUERY_TIMEOUT_S
         )
@@ -433,7 +440,10 @@ class Gateway:
 
     def _on_n_create(self, event: evt.Event) -> tuple[int, Dataset | None]:
         session = self._session(event)
-        if session is None or _request_value(event, "AffectedSOPClassUID") != ModalityPerformedProcedureStep:
+        if (
+            session is None
+            or _request_value(event, "AffectedSOPClassUID") != ModalityPerformedProcedureStep
+        ):
             return PROCESSING_FAILURE, None
         uid = _request_value(event, "AffectedSOPInstanceUID")
         try:

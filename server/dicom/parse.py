@@ -183,6 +183,10 @@ def prepare(raw: bytes, expected_sop_class: str | None = None) -> Prepared:
 
 
 def _prepare(raw: bytes, expected_sop_class: str | None) -> Prepared:
+    if raw[:2] == b"\x02\x00" and raw[4:6].isalpha():
+        # File meta without the 128-byte preamble (pydicom's default writer does this): the
+        # preamble carries nothing, so adding it changes no byte of the object itself.
+        raw = bytes(128) + b"DICM" + raw
     if len(raw) < 132 or raw[128:132] != b"DICM":
         raise Rejected(Failure.CANNOT_UNDERSTAND, "not a DICOM Part 10 file (no DICM prefix)")
     try:

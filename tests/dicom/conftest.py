@@ -27,16 +27,18 @@ class Archive(Noctis):
 
     port: int = 0
     events: list[DomainEvent] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def topics(self) -> list[str]:
         return [e.topic for e in self.events]
 
-    async def wait_for(self, topic: str, count: int = 1, timeout: float = 10.0) -> list[DomainEvent]:
+    async def wait_for(self, topic: str, count: int = 1, within: float = 10.0) -> list[DomainEvent]:
         async def until() -> None:
             while sum(e.topic == topic for e in self.events) < count:
-                await asyncio.sleep(0.02)
+                self.arrived.clear()
+                await self.arrived.wait()
 
-        await asyncio.wait_for(until(), timeout)
+        await asyncio.wait_for(until(), within)
         return [e for e in self.events if e.topic == topic]
 
     async def admin_token(self, username: str = "admin1") -> str:
@@ -53,16 +55,22 @@ def archive_factory(
 ) -> ArchiveFactory:
     async def make(stable_after_s: float = 30.0, **overrides: Any) -> Archive:
         effective = replace(settings, dicom_enabled=True, dicom_port=0, **overrides)
-        app = build_app(effective, AppOptions(bootstrap_admin=False, lockout_policy=LockoutPolicy()))
+        app = build_app(
+            effective, AppOptions(bootstrap_admin=False, lockout_policy=LockoutPolicy())
+        )
         app[DICOM_OPTIONS] = DicomOptions(stable_after_s=stable_after_s)
         events: list[DomainEvent] = []
+        arrived = asyncio.Event()
 
         async def record(event: DomainEvent) -> None:
             events.append(event)
+            arrived.set()
 
         app[HUB].subscribe("*", record)
         client = await aiohttp_client(app)
-        return Archive(app=app, client=client, port=app[GATEWAY_PORT], events=events)
+        return Archive(
+            app=app, client=client, port=app[GATEWAY_PORT], events=events, arrived=arrived
+        )
 
     return make
 

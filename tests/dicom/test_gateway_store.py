@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pydicom
-from pynetdicom import AE
 
 from server.dicom.archive import ARCHIVE
 from tests.dicom.conftest import Archive
@@ -42,5 +41,6 @@ async def test_store_indexes_and_serves_bytes(archive: Archive) -> None:
     assert topics[0] == "dicom.association.opened"
     assert topics.count("dicom.instance.stored") == 4
     closed = archive.events[-1]
-    assert closed.data["stored"] == 4 and closed.data["aborted"] is False
+    assert closed.data["stored"] == 4
+    assert closed.data["aborted"] is False
     assert closed.facility == "main"

@@ -1,0 +1,171 @@
+"""DICOMweb through dicomweb-client (the library OHIF-style tools use) and raw HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from dicomweb_client.api import DICOMwebClient
+
+from server.auth.roles import Role
+from tests.dicom.conftest import Archive
+from tests.dicom.samples import sample
+from tests.dicom.synthetic import ct_series, to_bytes
+from tests.support.sockets import server_url
+
+
+def _client(archive: Archive, token: str) -> DICOMwebClient:
+    return DICOMwebClient(
+        url=f"{server_url(archive.client)}/dicom-web",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+async def test_round_trip_store_search_retrieve(archive: Archive) -> None:
+    token = await archive.token_for("tech", Role.TECHNICIAN)
+    series = ct_series(3, rows=32, columns=32, patient_name="Web^Walter", patient_id="W1")
+    web = _client(archive, token)
+
+    def run() -> dict[str, Any]:
+        stored = web.store_instances(series.datasets)
+        found = web.search_for_studies(search_filters={"PatientName": "web*"})
+        none = web.search_for_studies(search_filters={"PatientName": "nobody"})
+        in_series = web.search_for_instances(
+            study_instance_uid=series.study_uid, series_instance_uid=series.series_uid
+        )
+        retrieved = web.retrieve_series(series.study_uid, series.series_uid)
+        metadata = web.retrieve_series_metadata(series.study_uid, series.series_uid)
+        first = series.datasets[0]
+        frames = web.retrieve_instance_frames(
+            series.study_uid, series.series_uid, str(first.SOPInstanceUID), frame_numbers=[1]
+        )
+        return {
+            "stored": stored,
+            "found": found,
+            "none": none,
+            "in_series": in_series,
+            "retrieved": retrieved,
+            "metadata": metadata,
+            "frames": frames,
+        }
+
+    result = await asyncio.to_thread(run)
+    assert len(result["stored"].ReferencedSOPSequence) == 3
+    assert [s["0020000D"]["Value"][0] for s in result["found"]] == [series.study_uid]
+    assert result["found"][0]["00201208"]["Value"] == [3]
+    assert result["none"] == []
+    assert [i["00200013"]["Value"][0] for i in result["in_series"]] == [1, 2, 3]
+    sent = {str(ds.SOPInstanceUID): ds.PixelData for ds in series.datasets}
+    assert {str(ds.SOPInstanceUID): ds.PixelData for ds in result["retrieved"]} == sent
+    assert len(result["metadata"]) == 3
+    assert result["metadata"][0]["00100010"]["Value"] == [{"Alphabetic": "Web^Walter"}]
+    assert "BulkDataURI" in result["metadata"][0]["7FE00010"]
+    assert result["frames"] == [series.datasets[0].PixelData]
+
+
+async def test_qido_paging_and_errors(archive: Archive) -> None:
+    token = await archive.token_for("rad", Role.RADIOLOGIST)
+    upload = await archive.token_for("tech", Role.TECHNICIAN)
+    web = _client(archive, upload)
+    for index in range(3):
+        study = ct_series(1, patient_id=f"Q{index}", study_date=f"2024010{index + 1}")
+        await asyncio.to_thread(web.store_instances, study.datasets)
+    headers = {"Authorization": f"Bearer {token}"}
+    response = await archive.client.get(
+        "/dicom-web/studies?limit=2&offset=0&includefield=all", headers=headers
+    )
+    assert response.status == 200
+    assert response.content_type == "application/dicom+json"
+    page = await response.json()
+    assert [s["00080020"]["Value"][0] for s in page] == ["20240103", "20240102"]
+    response = await archive.client.get(
+        "/dicom-web/studies?StudyDate=20240102-&00100020=Q*", headers=headers
+    )
+    assert len(await response.json()) == 2
+    response = await archive.client.get("/dicom-web/studies?NotAKeyword=1", headers=headers)
+    assert response.status == 400
+    response = await archive.client.get("/dicom-web/studies?StudyDate=2024", headers=headers)
+    assert response.status == 400
+    response = await archive.client.get("/dicom-web/studies")
+    assert response.status == 401
+    response = await archive.client.get("/dicom-web/studies/1.2.3/metadata", headers=headers)
+    assert response.status == 404
+
+
+def _multipart(parts: list[bytes], boundary: str = "b0undary") -> bytes:
+    body = b""
+    for part in parts:
+        body += f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + part + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode()
+
+
+async def test_stow_reports_failures_per_object(archive: Archive) -> None:
+    token = await archive.token_for("tech", Role.TECHNICIAN)
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": 'multipart/related; type="application/dicom"; boundary=b0undary',
+    }
+    good = ct_series(1).datasets[0]
+    bad = ct_series(1).datasets[0]
+    bad.PixelData = bad.PixelData[:-2]
+    body = _multipart([to_bytes(good), to_bytes(bad), b"not dicom at all" * 10])
+    response = await archive.client.post("/dicom-web/studies", data=body, headers=headers)
+    assert response.status == 202
+    answer = await response.json()
+    assert len(answer["00081199"]["Value"]) == 1
+    reasons = [item["00081197"]["Value"][0] for item in answer["00081198"]["Value"]]
+    assert reasons == [0xA900, 0xC000]
+
+    response = await archive.client.post(
+        f"/dicom-web/studies/{good.StudyInstanceUID}",
+        data=_multipart([to_bytes(ct_series(1).datasets[0])]),
+        headers=headers,
+    )
+    assert response.status == 409
+
+    radiologist = await archive.token_for("rad", Role.RADIOLOGIST)
+    response = await archive.client.post(
+        "/dicom-web/studies",
+        data=_multipart([to_bytes(good)]),
+        headers={**headers, "Authorization": f"Bearer {radiologist}"},
+    )
+    assert response.status == 403
+    response = await archive.client.post(
+        "/dicom-web/studies", data=b"{}", headers={**headers, "Content-Type": "application/json"}
+    )
+    assert response.status == 415
+
+
+async def test_compressed_sample_frames_come_back_as_stored(archive: Archive) -> None:
+    token = await archive.token_for("tech", Role.TECHNICIAN)
+    raw = sample("SC_rgb_rle_2frame.dcm")
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": 'multipart/related; type="application/dicom"; boundary=b0undary',
+    }
+    response = await archive.client.post(
+        "/dicom-web/studies", data=_multipart([raw]), headers=headers
+    )
+    assert response.status == 200, await response.text()
+    web = _client(archive, token)
+    import io
+
+    import pydicom
+    from pydicom.encaps import generate_frames
+
+    ds = pydicom.dcmread(io.BytesIO(raw))
+    frames = await asyncio.to_thread(
+        web.retrieve_instance_frames,
+        str(ds.StudyInstanceUID),
+        str(ds.SeriesInstanceUID),
+        str(ds.SOPInstanceUID),
+        [2],
+    )
+    assert frames == [list(generate_frames(ds.PixelData, number_of_frames=2))[1]]
+    instance = await asyncio.to_thread(
+        web.retrieve_instance,
+        str(ds.StudyInstanceUID),
+        str(ds.SeriesInstanceUID),
+        str(ds.SOPInstanceUID),
+    )
+    assert instance.PixelData == ds.PixelData
