@@ -1,26 +1,23 @@
 """What the DICOM gateway tells the workflow: images stored, a study gone quiet, MPPS progress.
 
-The gateway publishes on the hub; this module matches each event to a worklist row by accession
-number first (what the modality copied from the worklist), then by Study Instance UID, and
-creates an unscheduled row when neither matches. Expected ``event.data`` (snake_case, the
-DICOM keyword form such as ``StudyInstanceUID`` is accepted too):
+The gateway (``server/dicom/ingest.py``, ``mpps.py`` on the ``dicom`` branch) publishes:
 
-    dicom.instance.stored  study_instance_uid (required), accession_number, patient_id,
-                           patient_name, patient_birth_date, patient_sex, modality,
-                           referring_physician
-    dicom.study.stable     study_instance_uid (required), accession_number, instances
-    dicom.mpps.updated     status ("IN PROGRESS" | "COMPLETED" | "DISCONTINUED"),
-                           study_instance_uid and/or accession_number
+    dicom.instance.stored  {study_instance_uid, sop_instance_uid, modality, duplicate, ...}
+    dicom.study.stable     {study_instance_uid, received, quiet_s}
+    dicom.mpps.updated     {mpps_uid, status, study_instance_uids: [...], accession_numbers: [...]}
 
-``event.facility`` names the facility (the default facility if absent). A malformed event is
-logged and dropped: nothing is written for it.
+with ``event.facility`` set. Images carry no accession number in the event, so for a study UID
+the worklist does not know yet, the study's patient and accession values are read from the
+archive index (``dicom_studies``, written before the event is published) and the row is matched
+by accession number (the modality ignored the worklist's UID) or created as unscheduled.
+A malformed event is logged and dropped: nothing is written for it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -28,53 +25,44 @@ from pymongo.errors import DuplicateKeyError
 from server.auth.users import DEFAULT_FACILITY
 from server.http.errors import ApiError
 from server.hub import DomainEvent, EventHub, Unsubscribe
-from server.store.database import Document
+from server.store.database import Document, Store
 from server.workflow import events
 from server.workflow.status import SYSTEM, Priority, Status, allowed
 from server.workflow.studies import NewStudy, Studies
 
 log = logging.getLogger(__name__)
 
+ARCHIVE_STUDIES = "dicom_studies"
 MPPS_STATES = ("IN PROGRESS", "COMPLETED", "DISCONTINUED")
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-_ALIASES = {
-    "study_instance_uid": "StudyInstanceUID",
-    "accession_number": "AccessionNumber",
-    "patient_id": "PatientID",
-    "patient_name": "PatientName",
-    "patient_birth_date": "PatientBirthDate",
-    "patient_sex": "PatientSex",
-    "modality": "Modality",
-    "referring_physician": "ReferringPhysicianName",
-    "status": "PerformedProcedureStepStatus",
-}
+_ACCESSION = re.compile(r"^[^\\\x00-\x1f]{1,16}$")
 
 
 class MalformedEvent(ValueError):
     """A gateway event lacks what the workflow needs; it is dropped, nothing is written."""
 
 
-def field(data: Mapping[str, Any], name: str) -> str | None:
-    value = data.get(name, data.get(_ALIASES.get(name, name)))
+def check_uid(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 64 or not _UID.match(value):
+        raise MalformedEvent(f"{str(value)[:80]!r} is not a UID")
+    return value
+
+
+def _text(q: Mapping[str, Any], key: str, limit: int = 64) -> str | None:
+    value = q.get(key)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, dict):
+        value = value.get("Alphabetic")
     if value is None:
         return None
-    text = str(value).strip()
-    return text[:128] or None
-
-
-def study_uid(data: Mapping[str, Any], required: bool = True) -> str | None:
-    uid = field(data, "study_instance_uid")
-    if uid is None:
-        if required:
-            raise MalformedEvent("study_instance_uid is missing")
-        return None
-    if len(uid) > 64 or not _UID.match(uid):
-        raise MalformedEvent(f"study_instance_uid {uid!r} is not a UID")
-    return uid
+    text = str(value).strip()[:limit]
+    return text or None
 
 
 class Intake:
-    def __init__(self, studies: Studies) -> None:
+    def __init__(self, store: Store, studies: Studies) -> None:
+        self._archive = store[ARCHIVE_STUDIES]
         self._studies = studies
 
     def subscribe(self, hub: EventHub) -> list[Unsubscribe]:
@@ -84,7 +72,9 @@ class Intake:
             hub.subscribe(events.DICOM_MPPS_UPDATED, self._guard(self.mpps_updated)),
         ]
 
-    def _guard(self, handler: Any) -> Any:
+    def _guard(
+        self, handler: Callable[[DomainEvent], Awaitable[None]]
+    ) -> Callable[[DomainEvent], Awaitable[None]]:
         async def run(event: DomainEvent) -> None:
             try:
                 await handler(event)
@@ -93,39 +83,48 @@ class Intake:
 
         return run
 
-    async def _find(self, data: Mapping[str, Any], uid: str | None) -> Document | None:
-        accession = field(data, "accession_number")
-        if accession:
-            doc = await self._studies.by_accession(accession)
-            if doc is not None:
-                return doc
-        return await self._studies.by_study_uid(uid) if uid else None
-
-    async def _find_or_create(self, event: DomainEvent, status: Status) -> Document:
-        data = event.data
-        uid = study_uid(data)
-        doc = await self._find(data, uid)
+    async def _row_for(self, uid: str, facility: str) -> Document:
+        """The worklist row for images of ``uid``: by UID, by accession, or a new one."""
+        doc = await self._studies.by_study_uid(uid)
         if doc is not None:
             return doc
+        indexed = await self._archive.find_one({"_id": uid})
+        q: Mapping[str, Any] = (indexed or {}).get("q") or {}
+        accession = _text(q, "AccessionNumber", 16)
+        if accession is not None and not _ACCESSION.match(accession):
+            accession = None
+        if accession:
+            doc = await self._studies.by_accession(accession)
+            if doc is not None and doc["facility"] == facility:
+                # The modality ignored the worklist's UID: the images' UID is the truth.
+                try:
+                    return await self._studies.update_fields(
+                        doc, {"study_instance_uid": uid}, actor=SYSTEM, action="study.uid"
+                    )
+                except DuplicateKeyError:
+                    log.warning("study %s: UID %s belongs to another row", doc["_id"], uid)
+                    return doc
+                except ApiError:
+                    return await self._studies.get(doc["_id"])
         new = NewStudy(
-            facility=event.facility or DEFAULT_FACILITY,
-            accession_number=field(data, "accession_number"),
+            facility=facility,
+            accession_number=accession if accession and doc is None else None,
             study_instance_uid=uid,
-            patient_id=field(data, "patient_id") or "",
-            patient_name=field(data, "patient_name") or "",
-            patient_birth_date=field(data, "patient_birth_date"),
-            patient_sex=field(data, "patient_sex"),
-            modality=field(data, "modality"),
+            patient_id=_text(q, "PatientID") or "",
+            patient_name=_text(q, "PatientName") or "",
+            patient_birth_date=_text(q, "PatientBirthDate", 8),
+            patient_sex=_text(q, "PatientSex", 1),
+            modality=_text(q, "Modality", 16) or _first(indexed, "modalities"),
             referring_physician=None,
             priority=Priority.ROUTINE,
-            status=status,
+            status=Status.ARRIVED,
             unscheduled=True,
         )
         try:
             return await self._studies.create(new, SYSTEM)
         except ApiError as exc:
             # Another association created the row for this study a moment ago.
-            again = await self._find(data, uid)
+            again = await self._studies.by_study_uid(uid)
             if exc.code == "conflict" and again is not None:
                 return again
             raise
@@ -144,37 +143,45 @@ class Intake:
         return doc
 
     async def instance_stored(self, event: DomainEvent) -> None:
-        doc = await self._find_or_create(event, Status.ARRIVED)
-        uid = study_uid(event.data)
-        changes: Document = {"$inc": {"images": 1}}
-        if uid and doc["study_instance_uid"] != uid:
-            # The modality ignored the UID the worklist offered; the images' UID is the truth.
-            changes["$set"] = {"study_instance_uid": uid}
-        try:
-            await self._studies.collection.update_one({"_id": doc["_id"]}, changes)
-        except DuplicateKeyError:
-            log.warning("study %s: images carry a UID another study already has", doc["_id"])
+        uid = check_uid(event.data.get("study_instance_uid"))
+        if event.data.get("duplicate") is True:
+            return
+        doc = await self._row_for(uid, event.facility or DEFAULT_FACILITY)
+        await self._studies.collection.update_one({"_id": doc["_id"]}, {"$inc": {"images": 1}})
         if doc["status"] == Status.SCHEDULED.value:
             await self._advance(doc, Status.ARRIVED, "images arrived")
 
     async def study_stable(self, event: DomainEvent) -> None:
-        doc = await self._find_or_create(event, Status.ARRIVED)
+        uid = check_uid(event.data.get("study_instance_uid"))
+        doc = await self._row_for(uid, event.facility or DEFAULT_FACILITY)
         if doc["status"] in (Status.SCHEDULED.value, Status.ARRIVED.value):
             await self._advance(doc, Status.UNREAD, "study complete")
 
     async def mpps_updated(self, event: DomainEvent) -> None:
         data = event.data
-        uid = study_uid(data, required=False)
-        if uid is None and field(data, "accession_number") is None:
-            raise MalformedEvent("MPPS event names neither a study nor an accession number")
-        status = (field(data, "status") or "").upper()
+        status = str(data.get("status") or "").upper()
         if status not in MPPS_STATES:
-            raise MalformedEvent(f"MPPS status {status!r} is not one of {MPPS_STATES}")
-        doc = await self._find(data, uid)
-        if doc is None:
-            if uid is None:
-                raise MalformedEvent("MPPS for an unknown accession number without a study UID")
-            doc = await self._find_or_create(event, Status.ARRIVED)
+            raise MalformedEvent(f"MPPS status {status[:20]!r} is not one of {MPPS_STATES}")
+        uids = [check_uid(u) for u in _list(data, "study_instance_uids")]
+        accessions = [str(a)[:16] for a in _list(data, "accession_numbers") if a]
+        if not uids and not accessions:
+            raise MalformedEvent("MPPS event names neither a study nor an accession number")
+        rows: dict[str, Document] = {}
+        for accession in accessions:
+            doc = await self._studies.by_accession(accession)
+            if doc is not None:
+                rows[doc["_id"]] = doc
+        for uid in uids:
+            doc = await self._studies.by_study_uid(uid)
+            if doc is not None:
+                rows[doc["_id"]] = doc
+        if not rows and uids:
+            doc = await self._row_for(uids[0], event.facility or DEFAULT_FACILITY)
+            rows[doc["_id"]] = doc
+        for doc in rows.values():
+            await self._mpps(doc, status)
+
+    async def _mpps(self, doc: Document, status: str) -> None:
         await self._studies.collection.update_one(
             {"_id": doc["_id"]}, {"$set": {"mpps_status": status}, "$inc": {"version": 1}}
         )
@@ -187,3 +194,15 @@ class Intake:
             Status.ARRIVED.value,
         ):
             await self._advance(doc, Status.UNREAD, "MPPS completed")
+
+
+def _list(data: Mapping[str, Any], key: str) -> list[Any]:
+    value = data.get(key) or []
+    if not isinstance(value, list) or len(value) > 100:
+        raise MalformedEvent(f"{key} must be a list of at most 100 values")
+    return value
+
+
+def _first(doc: Mapping[str, Any] | None, key: str) -> str | None:
+    values = (doc or {}).get(key) or []
+    return str(values[0])[:16] if isinstance(values, list) and values else None

@@ -1,29 +1,11 @@
 """Orders: what a RIS (or a technician) asks for, kept as a worklist row plus a scheduled step.
 
 An order is a worklist row in status ``scheduled`` and one document in ``scheduled_procedures``,
-the collection the DICOM gateway's Modality Worklist SCP answers from. The workflow writes those
-documents; the gateway only reads them (and may record MPPS progress on them). Their shape uses
-DICOM keywords so the SCP can copy them into C-FIND responses without translation:
-
-    _id                                 the accession number (one step per order)
-    AccessionNumber, PatientID          SH / LO strings
-    PatientName                         PN string, "Family^Given"
-    PatientBirthDate, PatientSex        "YYYYMMDD" or "", "M" | "F" | "O" | ""
-    StudyInstanceUID                    the UID the modality should use for its images
-    RequestedProcedureID                the accession number
-    RequestedProcedureDescription       LO
-    RequestedProcedurePriority          "STAT" | "HIGH" | "ROUTINE"
-    ReferringPhysicianName              PN string ("" if none)
-    Modality                            CS, e.g. "CT"
-    ScheduledStationAETitle             AE or ""
-    ScheduledProcedureStepStartDate     "YYYYMMDD" (UTC)
-    ScheduledProcedureStepStartTime     "HHMMSS" (UTC)
-    ScheduledProcedureStepID            the accession number
-    ScheduledProcedureStepDescription   LO
-    ScheduledProcedureStepStatus        "SCHEDULED" while open, "CANCELED" once cancelled;
-                                        the MWL SCP answers only SCHEDULED steps
-    BodyPartExamined                    CS or ""
-    facility, study_id, scheduled_at, updated_at   Noctis bookkeeping (epoch floats)
+the collection the DICOM gateway's Modality Worklist SCP answers from (``server/dicom/worklist.py``
+on the ``dicom`` branch documents the shape; ``scheduled_step`` below writes exactly that shape).
+The step's ``_id`` (the Scheduled Procedure Step ID) is the accession number. Only ``scheduled``
+steps are offered to modalities; cancelling an order sets the step to ``cancelled``; MPPS moves
+it on (the gateway does that). Step dates and times are UTC.
 """
 
 from __future__ import annotations
@@ -40,13 +22,10 @@ from server.workflow.status import Priority, Status
 from server.workflow.studies import NewStudy, Studies, actor_of, search_text
 
 COLLECTION = "scheduled_procedures"
-INDEXES = [
-    IndexSpec(COLLECTION, [("ScheduledStationAETitle", 1), ("ScheduledProcedureStepStartDate", 1)]),
-    IndexSpec(COLLECTION, [("Modality", 1), ("ScheduledProcedureStepStartDate", 1)]),
-    IndexSpec(COLLECTION, [("PatientID", 1)]),
-    IndexSpec(COLLECTION, [("StudyInstanceUID", 1)]),
-]
-
+# The gateway declares its own indexes on this collection; this one serves the order lookups.
+INDEXES = [IndexSpec(COLLECTION, [("accession_number", 1)])]
+STEP_SCHEDULED = "scheduled"
+STEP_CANCELLED = "cancelled"
 DICOM_PRIORITY = {Priority.STAT: "STAT", Priority.URGENT: "HIGH", Priority.ROUTINE: "ROUTINE"}
 
 
@@ -60,34 +39,40 @@ def parse_time(raw: str, name: str) -> float:
     return value.timestamp()
 
 
-def scheduled_step(doc: Mapping[str, Any], now: float, step_status: str) -> Document:
-    """The MWL document for a worklist row (see the module docstring)."""
+def scheduled_step(doc: Mapping[str, Any], now: float, created_by: str) -> Document:
+    """The MWL document for a worklist row, in the gateway's ``scheduled_procedures`` shape."""
     when = doc.get("scheduled_at")
     moment = datetime.fromtimestamp(when if when is not None else now, UTC)
     return {
         "_id": doc["accession_number"],
-        "AccessionNumber": doc["accession_number"],
-        "PatientID": doc["patient_id"],
-        "PatientName": doc["patient_name"],
-        "PatientBirthDate": doc.get("patient_birth_date") or "",
-        "PatientSex": doc.get("patient_sex") or "",
-        "StudyInstanceUID": doc["study_instance_uid"],
-        "RequestedProcedureID": doc["accession_number"],
-        "RequestedProcedureDescription": doc.get("requested_procedure") or "",
-        "RequestedProcedurePriority": DICOM_PRIORITY[Priority(doc["priority"])],
-        "ReferringPhysicianName": doc.get("referring_physician") or "",
-        "Modality": doc.get("modality") or "",
-        "ScheduledStationAETitle": doc.get("scheduled_station_ae") or "",
-        "ScheduledProcedureStepStartDate": moment.strftime("%Y%m%d"),
-        "ScheduledProcedureStepStartTime": moment.strftime("%H%M%S"),
-        "ScheduledProcedureStepID": doc["accession_number"],
-        "ScheduledProcedureStepDescription": doc.get("requested_procedure") or "",
-        "ScheduledProcedureStepStatus": step_status,
-        "BodyPartExamined": doc.get("body_part") or "",
         "facility": doc["facility"],
+        "status": STEP_SCHEDULED,
+        "patient": {
+            "name": doc["patient_name"],
+            "name_lc": doc["patient_name"].lower(),
+            "id": doc["patient_id"],
+            "birth_date": doc.get("patient_birth_date"),
+            "sex": doc.get("patient_sex"),
+        },
+        "accession_number": doc["accession_number"],
+        "requested_procedure_id": doc["accession_number"],
+        "requested_procedure_description": doc.get("requested_procedure") or "",
+        "study_instance_uid": doc["study_instance_uid"],
+        "referring_physician": doc.get("referring_physician"),
+        "step": {
+            "station_ae_title": doc.get("scheduled_station_ae"),
+            "modality": doc.get("modality") or "",
+            "start_date": moment.strftime("%Y%m%d"),
+            "start_time": moment.strftime("%H%M%S"),
+            "description": doc.get("requested_procedure") or "",
+            "performing_physician": None,
+        },
+        "priority": DICOM_PRIORITY[Priority(doc["priority"])],
+        "body_part": doc.get("body_part"),
         "study_id": doc["_id"],
-        "scheduled_at": when,
+        "created_at": doc["created_at"],
         "updated_at": now,
+        "created_by": created_by,
     }
 
 
@@ -122,7 +107,7 @@ class Orders:
             status=Status.SCHEDULED,
         )
         doc = await self._studies.create(new, principal.username)
-        step = scheduled_step(doc, self._clock().timestamp(), "SCHEDULED")
+        step = scheduled_step(doc, self._clock().timestamp(), principal.username)
         await self.steps.replace_one({"_id": step["_id"]}, step, upsert=True)
         return doc
 
@@ -169,8 +154,10 @@ class Orders:
             doc = await self._studies.set_priority(
                 doc, Priority(body["priority"]), actor=principal.username
             )
-        step = scheduled_step(doc, self._clock().timestamp(), "SCHEDULED")
-        await self.steps.replace_one({"_id": step["_id"]}, step, upsert=True)
+        step = scheduled_step(doc, self._clock().timestamp(), principal.username)
+        await self.steps.replace_one(
+            {"_id": step["_id"], "status": STEP_SCHEDULED}, step, upsert=False
+        )
         return doc
 
     async def cancel(self, accession: str, principal: Principal, reason: str | None) -> Document:
@@ -186,7 +173,7 @@ class Orders:
             {"_id": accession},
             {
                 "$set": {
-                    "ScheduledProcedureStepStatus": "CANCELED",
+                    "status": STEP_CANCELLED,
                     "updated_at": self._clock().timestamp(),
                 }
             },

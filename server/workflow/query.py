@@ -81,7 +81,7 @@ def flag(params: Mapping[str, str], name: str) -> bool:
     raise ApiError("bad_request", f"{name} must be true or false, got {raw!r}")
 
 
-def _time(params: Mapping[str, str], name: str) -> float | None:
+def parse_time(params: Mapping[str, str], name: str) -> float | None:
     raw = params.get(name)
     if not raw:
         return None
@@ -170,8 +170,8 @@ def parse(
         overdue=flag(params, "overdue"),
         modality=modality,
         statuses=tuple(statuses),
-        since=_time(params, "since"),
-        until=_time(params, "until"),
+        since=parse_time(params, "since"),
+        until=parse_time(params, "until"),
         text=text,
         limit=_int(params, "limit", 50, 1, MAX_LIMIT),
         offset=_int(params, "offset", 0, 0, 1_000_000),

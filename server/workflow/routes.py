@@ -8,8 +8,9 @@ from aiohttp import web
 from server.auth.guard import authenticate, require
 from server.auth.roles import Permission
 from server.http.body import query_int, read_json
+from server.http.errors import ApiError
 from server.store.database import Document
-from server.workflow import notifications, query
+from server.workflow import notifications, query, stats
 from server.workflow.service import WORKFLOW
 from server.workflow.status import Priority, Status
 from server.workflow.studies import actor_of, public
@@ -167,3 +168,52 @@ async def read_notification(request: web.Request) -> web.Response:
         principal.user_id, request.match_info["notification_id"]
     )
     return web.json_response(notifications.public(doc))
+
+
+@routes.get("/api/stats/{name}")
+async def statistics(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.STATS_READ)
+    name = request.match_info["name"]
+    if name not in stats.NAMES:
+        raise ApiError("not_found", f"No statistic {name!r}; known: {list(stats.NAMES)}.")
+    workflow = request.app[WORKFLOW]
+    now = workflow.studies.now()
+    facility: str | None = request.query.get("facility") or principal.facility
+    if facility != principal.facility and not principal.can(Permission.CROSS_FACILITY):
+        raise ApiError("forbidden", "You may only see your own facility's statistics.")
+    if facility == "*":
+        facility = None
+    since = query.parse_time(request.query, "since") or now - 30 * 86400
+    until = query.parse_time(request.query, "until") or now + 1
+    if until <= since:
+        raise ApiError("bad_request", "until must be after since")
+    body = await workflow.stats.compute(name, facility, since, until, now)
+    return web.json_response({"name": name, "facility": facility, **body})
+
+
+@routes.get("/api/assignment-rules")
+async def list_rules(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.WORKLIST_ASSIGN)
+    rules = await request.app[WORKFLOW].auto_assign.list_rules(principal.facility)
+    return web.json_response({"rules": [_rule(r) for r in rules]})
+
+
+@routes.post("/api/assignment-rules")
+async def create_rule(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.WORKLIST_ASSIGN)
+    body = await read_json(request, "assignment_rules.create")
+    rule = await request.app[WORKFLOW].auto_assign.add_rule(body, principal)
+    return web.json_response(_rule(rule), status=201)
+
+
+@routes.delete("/api/assignment-rules/{rule_id}")
+async def delete_rule(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.WORKLIST_ASSIGN)
+    await request.app[WORKFLOW].auto_assign.delete_rule(
+        request.match_info["rule_id"], principal.facility
+    )
+    return web.json_response({"ok": True})
+
+
+def _rule(doc: Document) -> dict[str, object]:
+    return {k: doc.get(k) for k in ("modality", "body_part", "readers")} | {"id": doc["_id"]}

@@ -16,11 +16,15 @@ from server.auth.tokens import Clock
 from server.auth.users import Users
 from server.hub import EventHub
 from server.store.database import Store
-from server.workflow.assignment import Assignment
+from server.workflow.ai import AiResults
+from server.workflow.alerts import Alerts
+from server.workflow.assignment import Assignment, AutoAssign
 from server.workflow.events import Publisher
 from server.workflow.intake import Intake
 from server.workflow.notifications import Notifications
 from server.workflow.orders import Orders
+from server.workflow.reports import ArchiveWriter, DraftSource, Reports
+from server.workflow.stats import Statistics
 from server.workflow.studies import Studies
 
 log = logging.getLogger(__name__)
@@ -33,25 +37,55 @@ class Workflow:
     intake: Intake
     notifications: Notifications
     assignment: Assignment
+    auto_assign: AutoAssign
+    reports: Reports
+    alerts: Alerts
+    ai: AiResults
+    stats: Statistics
 
     @classmethod
     def build(
-        cls, store: Store, hub: EventHub, audit: AuditLog, users: Users, clock: Clock
+        cls,
+        store: Store,
+        hub: EventHub,
+        audit: AuditLog,
+        users: Users,
+        clock: Clock,
+        *,
+        archive: ArchiveWriter,
+        drafts: DraftSource,
     ) -> Workflow:
         publisher = Publisher(hub)
         studies = Studies(store, publisher, audit, clock)
         notifications = Notifications(store, users, publisher, clock)
+        alerts = Alerts(store, studies, users, notifications, publisher, clock)
+        assignment = Assignment(studies, users, notifications)
         return cls(
             studies=studies,
             orders=Orders(store, studies, clock),
-            intake=Intake(studies),
+            intake=Intake(store, studies),
             notifications=notifications,
-            assignment=Assignment(studies, users, notifications),
+            assignment=assignment,
+            auto_assign=AutoAssign(store, studies, users, assignment),
+            reports=Reports(
+                store, studies, users, notifications, publisher, clock, archive, drafts
+            ),
+            alerts=alerts,
+            ai=AiResults(store, studies, alerts, publisher, clock),
+            stats=Statistics(store),
         )
 
     async def tick(self) -> dict[str, int]:
         """One bounded pass of everything the clock drives; returns what it changed."""
-        return {"claims_expired": await self.studies.expire_claims()}
+        return {
+            "claims_expired": await self.studies.expire_claims(),
+            "overdue_flagged": await self.alerts.flag_overdue(),
+            "alerts_escalated": await self.alerts.escalate_due(),
+        }
 
 
 WORKFLOW = web.AppKey("workflow", Workflow)
+# Set by the composition root before start-up to plug in the rooms' Yjs drafts and the DICOM
+# gateway's ingest; without them, sign requests carry the text and SRs go to the blob store.
+DRAFT_SOURCE = web.AppKey("workflow_draft_source", DraftSource)
+ARCHIVE_WRITER = web.AppKey("workflow_archive_writer", ArchiveWriter)

@@ -152,6 +152,10 @@ class Studies:
         self._clock = clock
         self.claim_ttl_s = claim_ttl_s
 
+    @property
+    def audit(self) -> AuditLog:
+        return self._audit
+
     def now(self) -> float:
         return self._clock().timestamp()
 

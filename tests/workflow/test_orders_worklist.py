@@ -17,9 +17,22 @@ async def stored(h: WorkflowHarness, uid: str, **data: Any) -> None:
     )
 
 
-async def stable(h: WorkflowHarness, uid: str, **data: Any) -> None:
+async def stable(h: WorkflowHarness, uid: str) -> None:
     await h.noctis.app[HUB].publish(
-        DomainEvent("dicom.study.stable", {"study_instance_uid": uid, **data}, "main")
+        DomainEvent("dicom.study.stable", {"study_instance_uid": uid, "received": 2}, "main")
+    )
+
+
+async def mpps(h: WorkflowHarness, status: str, **data: Any) -> None:
+    await h.noctis.app[HUB].publish(
+        DomainEvent("dicom.mpps.updated", {"mpps_uid": "1.9", "status": status, **data}, "main")
+    )
+
+
+async def indexed(h: WorkflowHarness, uid: str, **q: Any) -> None:
+    """What the gateway's index holds for a study before it announces the images."""
+    await h.noctis.app[STORE]["dicom_studies"].insert_one(
+        {"_id": uid, "facility": "main", "q": q, "modalities": ["MR"], "instances": 1}
     )
 
 
@@ -30,16 +43,27 @@ async def test_order_creates_row_and_scheduled_step(harness: WorkflowHarness) ->
     assert study["due_at"] is None
     step = await harness.noctis.app[STORE]["scheduled_procedures"].find_one({"_id": "ACC1"})
     assert step is not None
-    assert step["AccessionNumber"] == "ACC1"
-    assert step["PatientName"] == "Doe^Jane"
-    assert step["PatientID"] == "P-1"
-    assert step["Modality"] == "CT"
-    assert step["ScheduledStationAETitle"] == "CT01"
-    assert step["ScheduledProcedureStepStartDate"] == "20260302"
-    assert step["ScheduledProcedureStepStartTime"] == "093000"
-    assert step["StudyInstanceUID"] == study["study_instance_uid"]
-    assert step["ScheduledProcedureStepStatus"] == "SCHEDULED"
-    assert step["RequestedProcedurePriority"] == "ROUTINE"
+    assert step["status"] == "scheduled"
+    assert step["facility"] == "main"
+    assert step["accession_number"] == "ACC1"
+    assert step["patient"] == {
+        "name": "Doe^Jane",
+        "name_lc": "doe^jane",
+        "id": "P-1",
+        "birth_date": "19800101",
+        "sex": "F",
+    }
+    assert step["study_instance_uid"] == study["study_instance_uid"]
+    assert step["requested_procedure_description"] == "CT chest with contrast"
+    assert step["referring_physician"] == "drref"
+    assert step["step"] == {
+        "station_ae_title": "CT01",
+        "modality": "CT",
+        "start_date": "20260302",
+        "start_time": "093000",
+        "description": "CT chest with contrast",
+        "performing_physician": None,
+    }
     assert harness.of("worklist.changed")[-1].data["study"]["id"] == study["id"]
     audit = await harness.noctis.app[STORE]["audit"].find_one({"action": "study.create"})
     assert audit is not None
@@ -101,49 +125,59 @@ async def test_update_and_cancel_order(harness: WorkflowHarness) -> None:
     steps = harness.noctis.app[STORE]["scheduled_procedures"]
     step = await steps.find_one({"_id": "ACC2"})
     assert step is not None
-    assert step["ScheduledStationAETitle"] == "CT02"
-    assert step["RequestedProcedurePriority"] == "STAT"
-    assert step["PatientName"] == "Roe^Ann"
+    assert step["step"]["station_ae_title"] == "CT02"
+    assert step["priority"] == "STAT"
+    assert step["patient"]["name"] == "Roe^Ann"
     cancelled = await harness.call("POST", "/api/orders/ACC2/cancel", "tech", {"reason": "dup"})
     assert cancelled["status"] == "cancelled"
     step = await steps.find_one({"_id": "ACC2"})
     assert step is not None
-    assert step["ScheduledProcedureStepStatus"] == "CANCELED"
+    assert step["status"] == "cancelled"
     again = await harness.call("PATCH", "/api/orders/ACC2", "tech", {"priority": "urgent"}, 409)
     assert again["error"]["code"] == "invalid_transition"
     missing = await harness.call("POST", "/api/orders/NOPE/cancel", "tech", None, 404)
     assert missing["error"]["code"] == "not_found"
 
 
-async def test_images_and_mpps_attach_by_accession(harness: WorkflowHarness) -> None:
+async def test_mpps_and_images_follow_the_worklist_uid(harness: WorkflowHarness) -> None:
     study = await harness.order(accession_number="ACC3")
-    hub = harness.noctis.app[HUB]
-    await hub.publish(
-        DomainEvent(
-            "dicom.mpps.updated",
-            {"accession_number": "ACC3", "status": "IN PROGRESS"},
-            "main",
-        )
-    )
+    uid = study["study_instance_uid"]
+    await mpps(harness, "IN PROGRESS", study_instance_uids=[uid], accession_numbers=["ACC3"])
     row = await harness.call("GET", f"/api/studies/{study['id']}", "rad1")
     assert row["status"] == "arrived"
     assert row["mpps_status"] == "IN PROGRESS"
     assert row["due_at"] is not None
-    # The modality ignored the worklist's UID: the images' UID replaces it.
-    await stored(harness, "1.2.3.4", accession_number="ACC3", modality="CT")
-    await stored(harness, "1.2.3.4", accession_number="ACC3", modality="CT")
-    await stable(harness, "1.2.3.4", accession_number="ACC3")
+    await stored(harness, uid, modality="CT", duplicate=False)
+    await stored(harness, uid, modality="CT", duplicate=False)
+    await stored(harness, uid, modality="CT", duplicate=True)
+    await mpps(harness, "COMPLETED", study_instance_uids=[uid], accession_numbers=[])
     row = await harness.call("GET", f"/api/studies/{study['id']}", "rad1")
     assert row["status"] == "unread"
     assert row["images"] == 2
-    assert row["study_instance_uid"] == "1.2.3.4"
+    assert row["mpps_status"] == "COMPLETED"
+    await stable(harness, uid)
     transitions = [(e.data["from"], e.data["to"]) for e in harness.of("study.status_changed")]
     assert transitions == [("scheduled", "arrived"), ("arrived", "unread")]
 
 
+async def test_images_with_their_own_uid_attach_by_accession(harness: WorkflowHarness) -> None:
+    study = await harness.order(accession_number="ACC4")
+    await indexed(harness, "1.2.3.4", AccessionNumber="ACC4", PatientID="P-1")
+    await stored(harness, "1.2.3.4", modality="CT", duplicate=False)
+    await stable(harness, "1.2.3.4")
+    row = await harness.call("GET", f"/api/studies/{study['id']}", "rad1")
+    assert row["status"] == "unread"
+    assert row["images"] == 1
+    assert row["study_instance_uid"] == "1.2.3.4"
+    assert await harness.noctis.app[STORE]["worklist_items"].count_documents({}) == 1
+
+
 async def test_unscheduled_study_and_malformed_events(harness: WorkflowHarness) -> None:
-    await stored(harness, "1.2.840.99", patient_id="X9", patient_name="Poe^Ed", modality="MR")
-    await stored(harness, "1.2.840.99", patient_id="X9", patient_name="Poe^Ed", modality="MR")
+    await indexed(
+        harness, "1.2.840.99", PatientID="X9", PatientName="Poe^Ed", AccessionNumber="NEW1"
+    )
+    await stored(harness, "1.2.840.99", modality="MR", duplicate=False)
+    await stored(harness, "1.2.840.99", modality="MR", duplicate=False)
     items = harness.noctis.app[STORE]["worklist_items"]
     assert await items.count_documents({}) == 1
     row = await items.find_one({"study_instance_uid": "1.2.840.99"})
@@ -151,13 +185,20 @@ async def test_unscheduled_study_and_malformed_events(harness: WorkflowHarness) 
     assert row["unscheduled"] is True
     assert row["status"] == "arrived"
     assert row["images"] == 2
-    assert len(row["accession_number"]) <= 16
+    assert (row["patient_id"], row["patient_name"]) == ("X9", "Poe^Ed")
+    assert row["accession_number"] == "NEW1"
+    assert row["modality"] == "MR"
+    # Not in the index either: still a row, with a generated accession number.
+    await stored(harness, "1.2.840.100", modality="CT", duplicate=False)
+    other = await items.find_one({"study_instance_uid": "1.2.840.100"})
+    assert other is not None
+    assert len(other["accession_number"]) <= 16
     await stored(harness, "not a uid")
     await harness.noctis.app[HUB].publish(DomainEvent("dicom.study.stable", {}, "main"))
-    await harness.noctis.app[HUB].publish(
-        DomainEvent("dicom.mpps.updated", {"accession_number": "ZZ", "status": "BOGUS"}, "main")
-    )
-    assert await items.count_documents({}) == 1
+    await mpps(harness, "BOGUS", study_instance_uids=["1.2.3"])
+    await mpps(harness, "COMPLETED", study_instance_uids="1.2.3")
+    await mpps(harness, "COMPLETED")
+    assert await items.count_documents({}) == 2
 
 
 async def test_status_endpoint_enforces_table(harness: WorkflowHarness) -> None:
