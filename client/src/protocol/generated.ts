@@ -276,6 +276,11 @@ export interface RequestBodies {
   "alerts.action": {
     note?: string;
   };
+  "assignment_rules.create": {
+    modality?: WorkflowModality;
+    body_part?: string;
+    readers: Array<DefsUsername>;
+  };
   "auth.login": {
     username: string;
     password: string;
@@ -315,6 +320,10 @@ export interface RequestBodies {
       description?: DicomShortText;
       performing_physician?: DicomPersonName;
     };
+  };
+  "facilities.branding": {
+    name: WorkflowLo;
+    logo_png?: string;
   };
   "macros.create": {
     name: string;
@@ -463,6 +472,9 @@ export const REQUESTS = {
   "ai.findings.list": { method: "GET", path: "/api/studies/{study_id}/findings" },
   "alerts.action": { method: "POST", path: "/api/alerts/{alert_id}/{action}" },
   "alerts.list": { method: "GET", path: "/api/alerts" },
+  "assignment_rules.create": { method: "POST", path: "/api/assignment-rules" },
+  "assignment_rules.delete": { method: "DELETE", path: "/api/assignment-rules/{rule_id}" },
+  "assignment_rules.list": { method: "GET", path: "/api/assignment-rules" },
   "audit.list": { method: "GET", path: "/api/audit" },
   "auth.login": { method: "POST", path: "/api/auth/login" },
   "auth.logout": { method: "POST", path: "/api/auth/logout" },
@@ -472,6 +484,7 @@ export const REQUESTS = {
   "dicom.scheduled_procedures.cancel": { method: "DELETE", path: "/api/dicom/scheduled-procedures/{id}" },
   "dicom.scheduled_procedures.create": { method: "POST", path: "/api/dicom/scheduled-procedures" },
   "dicom.scheduled_procedures.list": { method: "GET", path: "/api/dicom/scheduled-procedures" },
+  "facilities.branding": { method: "PUT", path: "/api/facilities/{facility}/branding" },
   "macros.create": { method: "POST", path: "/api/report-macros" },
   "macros.expand": { method: "POST", path: "/api/report-macros/expand" },
   "macros.list": { method: "GET", path: "/api/report-macros" },
