@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from tests.browser.live import LiveServer, live_server, settings_for
 from tests.conftest import TEST_PASSWORD, TEST_SECRET
@@ -29,7 +36,8 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-STEP_TIMEOUT_MS = 15_000
+# Upper bounds for one step on a loaded 2-core machine; they bound waits, they time nothing.
+STEP_TIMEOUT_MS = 30_000
 BUILD_TIMEOUT_S = 600
 
 
@@ -61,6 +69,7 @@ def server(
 
 @pytest.fixture(scope="session")
 def playwright() -> Iterator[Playwright]:
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
     with sync_playwright() as pw:
         yield pw
 
