@@ -31,6 +31,8 @@ from server.http.render_routes import setup_render_routes
 from server.http.static import setup_static
 from server.hub import EventHub
 from server.rooms.dispatch import EVENTS, EventRouter
+from server.rooms.setup import INDEXES as ROOMS_INDEXES
+from server.rooms.setup import setup_rooms
 from server.rooms.socket_server import SOCKETIO, create_socket_server, install_connection_auth
 from server.rooms.uploads import setup_uploads
 from server.store.blobs import GridFSBlobStore, LocalBlobStore
@@ -45,6 +47,7 @@ INDEXES: list[IndexSpec] = [
     *sessions.INDEXES,
     *audit.INDEXES,
     *dicom_setup.INDEXES,
+    *ROOMS_INDEXES,
 ]
 INDEXES += workflow_setup.INDEXES
 
@@ -110,6 +113,7 @@ def build_app(settings: Settings, options: AppOptions | None = None) -> web.Appl
 
     app.cleanup_ctx.extend([store_ctx, auth_ctx])
     workflow_setup.setup_workflow(app, options.clock)
+    setup_rooms(app)
     app.add_routes(health_routes)
     app.add_routes(auth_routes)
     dicom_setup.setup_dicom(app)

@@ -1,0 +1,99 @@
+"""How the room cores reach clients: a small ``Channel`` protocol, so they never import socketio.
+
+The Socket.IO adapter is a few lines over ``AsyncServer.emit``; tests drive the cores through
+``MemoryChannel``, which records every send and keeps its own room membership.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import socketio
+
+
+class Channel(Protocol):
+    async def send(
+        self, event: str, payload: Any, *, room: str, skip_sid: str | None = None
+    ) -> None:
+        """Deliver to every connection in ``room`` (on every node)."""
+
+    async def send_local(self, event: str, *args: Any, sid: str) -> None:
+        """Deliver to one connection held by this node, bypassing the inter-node queue."""
+
+    async def enter(self, sid: str, room: str) -> None: ...
+
+    async def leave(self, sid: str, room: str) -> None: ...
+
+    def rooms_of(self, sid: str) -> set[str]:
+        """The rooms of a connection held by this node."""
+
+
+class SocketChannel:
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self.sio = sio
+
+    async def send(
+        self, event: str, payload: Any, *, room: str, skip_sid: str | None = None
+    ) -> None:
+        await self.sio.emit(event, payload, to=room, skip_sid=skip_sid)
+
+    async def send_local(self, event: str, *args: Any, sid: str) -> None:
+        data: Any = args[0] if len(args) == 1 else tuple(args)
+        await self.sio.emit(event, data, to=sid, ignore_queue=True)
+
+    async def enter(self, sid: str, room: str) -> None:
+        await self.sio.enter_room(sid, room)
+
+    async def leave(self, sid: str, room: str) -> None:
+        await self.sio.leave_room(sid, room)
+
+    def rooms_of(self, sid: str) -> set[str]:
+        return set(self.sio.rooms(sid))
+
+
+@dataclass
+class Sent:
+    event: str
+    payload: Any
+    room: str | None = None
+    sid: str | None = None
+    skip_sid: str | None = None
+
+
+@dataclass
+class MemoryChannel:
+    """An in-memory channel: records what was sent, and to whom it would have gone."""
+
+    sent: list[Sent] = field(default_factory=list)
+    members: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    async def send(
+        self, event: str, payload: Any, *, room: str, skip_sid: str | None = None
+    ) -> None:
+        self.sent.append(Sent(event, payload, room=room, skip_sid=skip_sid))
+
+    async def send_local(self, event: str, *args: Any, sid: str) -> None:
+        self.sent.append(Sent(event, args[0] if len(args) == 1 else args, sid=sid))
+
+    async def enter(self, sid: str, room: str) -> None:
+        self.members[room].add(sid)
+
+    async def leave(self, sid: str, room: str) -> None:
+        self.members[room].discard(sid)
+
+    def rooms_of(self, sid: str) -> set[str]:
+        return {room for room, sids in self.members.items() if sid in sids}
+
+    def received(self, sid: str, event: str | None = None) -> list[Any]:
+        """Payloads that reached ``sid`` (through a room it is in, or directly)."""
+        out = []
+        for sent in self.sent:
+            if event is not None and sent.event != event:
+                continue
+            if sent.sid == sid or (
+                sent.room is not None and sid in self.members[sent.room] and sent.skip_sid != sid
+            ):
+                out.append(sent.payload)
+        return out

@@ -1,0 +1,113 @@
+"""Wiring the rooms into the app: one cleanup context that builds the core, and the handlers.
+
+Other capabilities plug in through three optional app keys, read at start-up: the archive's
+``StudyDirectory`` (default: the ``studies`` collection), the render service's ``Renderer``
+(default: none, viewports get ``service_unavailable``) and a ``Measurer`` (default: values are
+stored as not measured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import socketio
+from aiohttp import web
+
+from server.appkeys import HUB, STORE
+from server.auth.guard import AUTH_SERVICE
+from server.rooms import access, alerts, chat, oplog, presence, report
+from server.rooms import annotations as annotation_store
+from server.rooms.access import Invitations, StoreStudyDirectory, StudyAccess, StudyDirectory
+from server.rooms.alerts import Alerts
+from server.rooms.annotations import Annotations
+from server.rooms.channel import SocketChannel
+from server.rooms.chat import Chat
+from server.rooms.dispatch import EVENTS
+from server.rooms.frames import FrameRelay, NoRenderer, Renderer, engineio_backlog
+from server.rooms.handlers import register_handlers
+from server.rooms.measure import Measurer, Unmeasured
+from server.rooms.presence import Presence
+from server.rooms.report import ReportDrafts
+from server.rooms.service import Rooms
+from server.rooms.socket_server import SOCKETIO
+from server.store.database import IndexSpec
+
+log = logging.getLogger(__name__)
+
+ROOMS = web.AppKey("rooms", Rooms)
+STUDY_DIRECTORY = web.AppKey("study_directory", StudyDirectory)
+ROOM_RENDERER = web.AppKey("room_renderer", Renderer)
+ROOM_MEASURER = web.AppKey("room_measurer", Measurer)
+
+INDEXES: list[IndexSpec] = [
+    *oplog.INDEXES,
+    *access.INDEXES,
+    *presence.INDEXES,
+    *annotation_store.INDEXES,
+    *chat.INDEXES,
+    *report.INDEXES,
+    *alerts.INDEXES,
+]
+
+# A connection with this many packets it has not read is cut off: engine.io queues without bound.
+STALLED_PACKETS = 1000
+WATCH_S = 1.0
+
+
+def setup_rooms(app: web.Application) -> None:
+    register_handlers(app[EVENTS], lambda: app[ROOMS])
+    app.cleanup_ctx.append(_rooms_ctx)
+
+
+async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE]
+    sio = app[SOCKETIO]
+    channel = SocketChannel(sio)
+    auth = app[AUTH_SERVICE]
+    directory = app.get(STUDY_DIRECTORY) or StoreStudyDirectory(store)
+    rooms = Rooms(
+        store=store,
+        channel=channel,
+        access=StudyAccess(directory, Invitations(store)),
+        presence=Presence(store, channel, node_id=uuid.uuid4().hex),
+        annotations=Annotations(store, app.get(ROOM_MEASURER) or Unmeasured()),
+        chat=Chat(store),
+        reports=ReportDrafts(store),
+        alerts=Alerts(store),
+        frames=FrameRelay(app.get(ROOM_RENDERER) or NoRenderer(), channel, engineio_backlog(sio)),
+        audit=auth.audit,
+        users=auth.users,
+        publish=app[HUB].publish,
+    )
+    app[ROOMS] = rooms
+    hub = app[HUB]
+    unsubscribe = [
+        hub.subscribe(alerts.RAISED, rooms.on_alert_event),
+        hub.subscribe(alerts.UPDATED, rooms.on_alert_event),
+    ]
+    watchdog = asyncio.get_running_loop().create_task(_cut_off_stalled(sio))
+    async with rooms.presence.running():
+        yield
+    watchdog.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watchdog
+    for stop in unsubscribe:
+        stop()
+    await rooms.frames.close()
+
+
+async def _cut_off_stalled(sio: socketio.AsyncServer) -> None:
+    """Disconnect connections whose unread backlog keeps growing (a client that never reads)."""
+    while True:
+        await asyncio.sleep(WATCH_S)
+        for eio_sid, socket in list(sio.eio.sockets.items()):
+            try:
+                if socket.queue.qsize() > STALLED_PACKETS:
+                    log.warning("cutting off a client that stopped reading", extra={"eio": eio_sid})
+                    await sio.eio.disconnect(eio_sid)
+            except Exception:
+                log.exception("stalled-client check failed")
