@@ -12,6 +12,7 @@ annotation, and, at warning or critical severity, raises an alert and bumps the 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import uuid
@@ -25,6 +26,7 @@ from server.auth.tokens import Clock
 from server.http.errors import ApiError
 from server.store.database import Document, IndexSpec, Store
 from server.workflow import events
+from server.workflow.ai_sr import SrError, read_findings
 from server.workflow.alerts import PRIORITY_FOR, Alerts
 from server.workflow.events import Publisher, iso
 from server.workflow.status import Priority, higher
@@ -35,6 +37,7 @@ FINDINGS = "ai_findings"
 FEEDBACK = "ai_feedback"
 INDEXES = [
     IndexSpec(ENGINES, [("key_hash", 1)], unique=True),
+    IndexSpec(ENGINES, [("ae_title", 1)]),
     IndexSpec(FINDINGS, [("study_id", 1), ("created_at", 1)]),
     IndexSpec(FINDINGS, [("facility", 1), ("created_at", -1)]),
     IndexSpec(FEEDBACK, [("finding_id", 1)]),
@@ -84,6 +87,8 @@ class AiResults:
     async def register(
         self, name: str, facility: str | None, ae_title: str | None, principal: Principal
     ) -> str:
+        if ae_title and await self.engines.find_one({"ae_title": ae_title}):
+            raise ApiError("conflict", f"AE title {ae_title!r} already belongs to an AI engine.")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         doc: Document = {
             "_id": name,
@@ -188,6 +193,16 @@ class AiResults:
             study["facility"],
         )
         return finding
+
+    async def intake_sr(self, engine: Document, data: bytes) -> list[Document]:
+        """Every finding of an SR, or none: all are parsed, validated and matched first."""
+        try:
+            parsed = await asyncio.to_thread(read_findings, data)
+        except SrError as exc:
+            raise ApiError("validation_failed", f"Malformed AI SR: {exc}") from None
+        for body in parsed.bodies:
+            await self._study_for(engine, body)
+        return [await self.intake(engine, body) for body in parsed.bodies]
 
     async def for_study(self, study_id: str) -> list[dict[str, Any]]:
         docs = [d async for d in self.findings.find({"study_id": study_id}).sort("created_at", 1)]

@@ -51,6 +51,20 @@ async def post_finding(request: web.Request) -> web.Response:
     return web.json_response(ai.public(finding), status=201)
 
 
+@routes.post("/api/ai/sr")
+async def post_sr(request: web.Request) -> web.Response:
+    """A DICOM SR from an engine: every finding in it is stored, or none is."""
+    service = request.app[WORKFLOW].ai
+    engine = await service.engine_for(request.headers.get("X-API-Key"))
+    if request.content_type != "application/dicom":
+        raise ApiError("unsupported_media_type", "Send the SR as application/dicom.")
+    data = await request.read()
+    if not data:
+        raise ApiError("validation_failed", "The body is empty.")
+    findings = await service.intake_sr(engine, data)
+    return web.json_response({"findings": [ai.public(f) for f in findings]}, status=201)
+
+
 @routes.get("/api/studies/{study_id}/findings")
 async def list_findings(request: web.Request) -> web.Response:
     principal = await require(request, Permission.WORKLIST_READ)

@@ -67,6 +67,7 @@ def public(doc: Mapping[str, Any]) -> dict[str, Any]:
         "title": doc["title"],
         "message": doc["message"],
         "assigned_to": doc.get("assigned_to"),
+        "assigned_user_id": doc.get("assigned_user_id"),
         "escalation_level": int(doc.get("escalation_level", 0)),
         "version": int(doc["version"]),
         "raised_at": doc["raised_at"],
@@ -110,6 +111,7 @@ class Alerts:
         finding_id: str | None = None,
     ) -> Document:
         now = self.now()
+        assignee = study.get("claimed_by") or study.get("assigned_to")
         doc: Document = {
             "_id": "al_" + uuid.uuid4().hex,
             "study_id": study["_id"],
@@ -120,7 +122,8 @@ class Alerts:
             "status": "open",
             "title": title[:200],
             "message": message[:2000],
-            "assigned_to": study.get("claimed_by") or study.get("assigned_to"),
+            "assigned_to": assignee,
+            "assigned_user_id": await self._user_id(assignee),
             "escalation_level": 0,
             "version": 1,
             "raised_at": now,
@@ -190,9 +193,17 @@ class Alerts:
             "status": "escalated",
             "escalation_level": level,
             "assigned_to": target or doc.get("assigned_to"),
+            "assigned_user_id": await self._user_id(target or doc.get("assigned_to")),
             "escalate_at": self.now() + ESCALATION_WINDOW_S[doc["severity"]],
             "notified": sorted({*doc.get("notified", []), *([target] if target else [])}),
         }
+
+    async def _user_id(self, username: str | None) -> str | None:
+        """Private rooms are ``user:<user_id>``; the worklist speaks usernames. Carry both."""
+        if not username:
+            return None
+        user = await self._users.by_username(username)
+        return user.id if user else None
 
     async def _next_reader(self, doc: Document, level: int) -> str | None:
         """Level 1: another radiologist of the facility; later levels: an admin."""
@@ -342,8 +353,9 @@ class Alerts:
             changes["resolved_at"] = self.now()
         if isinstance(data.get("escalation_level"), int):
             changes["escalation_level"] = data["escalation_level"]
-        if "assigned_to" in data:
+        if isinstance(data.get("assigned_to"), str | None) and "assigned_to" in data:
             changes["assigned_to"] = data["assigned_to"]
+            changes["assigned_user_id"] = await self._user_id(data["assigned_to"])
         result = await self.collection.update_one(
             {"_id": alert_id, "version": doc["version"]}, {"$set": changes}
         )

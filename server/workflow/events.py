@@ -23,6 +23,10 @@ ALERT_UPDATED = "alert.updated"
 AI_FINDING_CREATED = "ai.finding.created"
 NOTIFICATION_CREATED = "notification.created"
 
+# What the rooms publish for the workflow: {study_uid, study_id?, author, mentions: [usernames],
+# text} when a chat message mentions readers, so each gets a persisted notification.
+CHAT_MENTIONED = "chat.mentioned"
+
 # What the DICOM gateway publishes and the workflow listens to.
 DICOM_INSTANCE_STORED = "dicom.instance.stored"
 DICOM_STUDY_STABLE = "dicom.study.stable"

@@ -7,6 +7,7 @@ Collection ``notifications``: ``user_id``, ``username``, ``kind``, ``title``, ``
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -14,9 +15,12 @@ from typing import Any, Literal
 from server.auth.tokens import Clock
 from server.auth.users import Users
 from server.http.errors import ApiError
+from server.hub import DomainEvent, EventHub, Unsubscribe
 from server.store.database import Document, IndexSpec, Store
 from server.workflow import events
 from server.workflow.events import IS_NULL, Publisher, iso
+
+log = logging.getLogger(__name__)
 
 COLLECTION = "notifications"
 INDEXES = [
@@ -80,6 +84,29 @@ class Notifications:
             facility,
         )
         return doc
+
+    def subscribe(self, hub: EventHub) -> Unsubscribe:
+        return hub.subscribe(events.CHAT_MENTIONED, self._on_mention)
+
+    async def _on_mention(self, event: DomainEvent) -> None:
+        """Persist a notification for each reader mentioned in a study room's chat."""
+        data = event.data
+        mentions = data.get("mentions")
+        author = str(data.get("author") or "someone")[:64]
+        if not isinstance(mentions, list) or not event.facility:
+            log.warning("dropped a chat.mentioned event without mentions or facility")
+            return
+        text = str(data.get("text") or "")[:500]
+        study_id = data.get("study_id") if isinstance(data.get("study_id"), str) else None
+        for username in [m for m in mentions[:50] if isinstance(m, str) and m != author]:
+            await self.notify(
+                username,
+                "mentioned",
+                f"{author} mentioned you",
+                text,
+                facility=event.facility,
+                study_id=study_id,
+            )
 
     async def list(
         self, user_id: str, *, unread_only: bool, limit: int, offset: int

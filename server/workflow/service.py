@@ -15,8 +15,10 @@ from server.auth.audit import AuditLog
 from server.auth.tokens import Clock
 from server.auth.users import Users
 from server.hub import EventHub
+from server.store.blobs import BlobStore
 from server.store.database import Store
 from server.workflow.ai import AiResults
+from server.workflow.ai_dicom import AiStoreListener
 from server.workflow.alerts import Alerts
 from server.workflow.assignment import Assignment, AutoAssign
 from server.workflow.events import Publisher
@@ -42,6 +44,7 @@ class Workflow:
     alerts: Alerts
     ai: AiResults
     stats: Statistics
+    ai_store: AiStoreListener
 
     @classmethod
     def build(
@@ -54,12 +57,14 @@ class Workflow:
         *,
         archive: ArchiveWriter,
         drafts: DraftSource,
+        blobs: BlobStore,
     ) -> Workflow:
         publisher = Publisher(hub)
         studies = Studies(store, publisher, audit, clock)
         notifications = Notifications(store, users, publisher, clock)
         alerts = Alerts(store, studies, users, notifications, publisher, clock)
         assignment = Assignment(studies, users, notifications)
+        ai = AiResults(store, studies, alerts, publisher, clock)
         return cls(
             studies=studies,
             orders=Orders(store, studies, clock),
@@ -71,8 +76,9 @@ class Workflow:
                 store, studies, users, notifications, publisher, clock, archive, drafts
             ),
             alerts=alerts,
-            ai=AiResults(store, studies, alerts, publisher, clock),
+            ai=ai,
             stats=Statistics(store),
+            ai_store=AiStoreListener(store, blobs, ai, audit),
         )
 
     async def tick(self) -> dict[str, int]:

@@ -58,12 +58,15 @@ def setup_workflow(app: web.Application, clock: Clock = utc_now, tick_s: float =
             clock,
             archive=app.get(ARCHIVE_WRITER) or BlobArchiveWriter(app[BLOBS]),
             drafts=app.get(DRAFT_SOURCE) or NoDrafts(),
+            blobs=app[BLOBS],
         )
         app[WORKFLOW] = workflow
         unsubscribe = [
             *workflow.intake.subscribe(app[HUB]),
             workflow.alerts.subscribe(app[HUB]),
             workflow.auto_assign.subscribe(app[HUB]),
+            *workflow.ai_store.subscribe(app[HUB]),
+            workflow.notifications.subscribe(app[HUB]),
         ]
         ticker = asyncio.get_running_loop().create_task(_run_ticks(workflow, tick_s))
         yield

@@ -180,6 +180,12 @@ class Studies:
     async def by_study_uid(self, uid: str) -> Document | None:
         return await self.collection.find_one({"study_instance_uid": uid})
 
+    async def study_facility(self, study_uid: str) -> str | None:
+        """The rooms' ``StudyDirectory`` question, answered from the worklist (it knows ordered
+        studies before their first image, and every study that arrived since)."""
+        doc = await self.collection.find_one({"study_instance_uid": study_uid}, {"facility": 1})
+        return str(doc["facility"]) if doc else None
+
     # -- creating --------------------------------------------------------------------------
 
     async def create(self, new: NewStudy, actor: str) -> Document:

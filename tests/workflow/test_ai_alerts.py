@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from server.appkeys import HUB, STORE
+from server.auth.guard import AUTH_SERVICE
 from server.hub import DomainEvent
 from server.workflow.alerts import ESCALATION_WINDOW_S
 from tests.workflow.conftest import WorkflowHarness
@@ -81,6 +82,9 @@ async def test_finding_raises_alert_and_bumps_priority(harness: WorkflowHarness)
     assert len(raised) == 1
     check_alert_shape(dict(raised[0].data))
     assert raised[0].data["assigned_to"] == "rad1"
+    rad1 = await harness.noctis.app[AUTH_SERVICE].users.by_username("rad1")
+    assert rad1 is not None
+    assert raised[0].data["assigned_user_id"] == rad1.id
     assert raised[0].facility == "main"
     annotation = harness.of("ai.finding.created")[0].data
     assert annotation["study_uid"] == study["study_instance_uid"]

@@ -325,3 +325,33 @@ async def test_assignment_notifies_and_validates(harness: WorkflowHarness) -> No
     await harness.call(
         "POST", f"/api/notifications/{notes['items'][0]['id']}/read", "rad1", status=404
     )
+
+
+async def test_mentions_become_notifications(harness: WorkflowHarness) -> None:
+    await harness.noctis.app[HUB].publish(
+        DomainEvent(
+            "chat.mentioned",
+            {
+                "study_uid": "1.2.3",
+                "author": "rad1",
+                "mentions": ["rad2", "rad1", "ghost"],
+                "text": "@rad2 look at slice 40",
+            },
+            "main",
+        )
+    )
+    await harness.noctis.app[HUB].publish(DomainEvent("chat.mentioned", {"mentions": 5}, "main"))
+    notes = await harness.call("GET", "/api/notifications", "rad2")
+    assert [(n["kind"], n["body"]) for n in notes["items"]] == [
+        ("mentioned", "@rad2 look at slice 40")
+    ]
+    assert (await harness.call("GET", "/api/notifications", "rad1"))["items"] == []
+    marked = await harness.call("POST", "/api/notifications/read-all", "rad2")
+    assert marked["marked"] == 1
+
+
+async def test_study_directory_for_the_rooms(harness: WorkflowHarness) -> None:
+    study = await harness.order()
+    studies = harness.workflow.studies
+    assert await studies.study_facility(study["study_instance_uid"]) == "main"
+    assert await studies.study_facility("9.9.9") is None
