@@ -22,6 +22,7 @@ from server.auth.service import AuthService
 from server.auth.sessions import Sessions
 from server.auth.tokens import AccessTokens, Clock, utc_now
 from server.auth.users import Users, bootstrap_admin
+from server.bridges import RenderMeasurer, WorklistStudyDirectory, forward_workflow_events
 from server.config import Settings
 from server.dicom import setup as dicom_setup
 from server.dicom.archive import ARCHIVE
@@ -32,7 +33,7 @@ from server.http.static import setup_static
 from server.hub import EventHub
 from server.rooms.dispatch import EVENTS, EventRouter
 from server.rooms.setup import INDEXES as ROOMS_INDEXES
-from server.rooms.setup import setup_rooms
+from server.rooms.setup import ROOM_MEASURER, STUDY_DIRECTORY, setup_rooms
 from server.rooms.socket_server import SOCKETIO, create_socket_server, install_connection_auth
 from server.rooms.uploads import setup_uploads
 from server.store.blobs import GridFSBlobStore, LocalBlobStore
@@ -113,7 +114,10 @@ def build_app(settings: Settings, options: AppOptions | None = None) -> web.Appl
 
     app.cleanup_ctx.extend([store_ctx, auth_ctx])
     workflow_setup.setup_workflow(app, options.clock)
+    app[STUDY_DIRECTORY] = WorklistStudyDirectory(app)
+    app[ROOM_MEASURER] = RenderMeasurer(app)
     setup_rooms(app)
+    forward_workflow_events(app)
     app.add_routes(health_routes)
     app.add_routes(auth_routes)
     dicom_setup.setup_dicom(app)

@@ -35,7 +35,7 @@ export function measurementLines(values: Record<string, unknown> | undefined, un
   const sharedUnit = typeof values.unit === "string" ? values.unit : typeof values.units === "string" ? values.units : unitsHint;
   const areaUnit = typeof values.area_unit === "string" ? values.area_unit : "";
   for (const [key, raw] of Object.entries(values)) {
-    if (key === "unit" || key === "units" || key.endsWith("_unit")) continue;
+    if (key === "unit" || key === "units" || key === "pixels" || key.endsWith("_unit")) continue;
     let number: number | null = null;
     let unit = "";
     if (typeof raw === "number" && Number.isFinite(raw)) {

@@ -6,6 +6,14 @@ import * as Y from "yjs";
 /** The name of the shared text inside the room's report document (pycrdt: doc.get("report", type=Text)). */
 export const REPORT_TEXT = "report";
 const REMOTE = Symbol("remote");
+/** y-websocket framing: every message starts with its type; sync messages are type 0. */
+const MESSAGE_SYNC = 0;
+
+function syncEncoder(): encoding.Encoder {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, MESSAGE_SYNC);
+  return encoder;
+}
 
 export function toBase64(bytes: Uint8Array): string {
   let text = "";
@@ -23,8 +31,9 @@ export function fromBase64(text: string): Uint8Array {
 }
 
 /**
- * One client's side of the y-protocols sync exchange for a report draft. Messages travel as
- * base64 strings in `report.sync`; local edits are sent as update messages, remote ones applied
+ * One client's side of the y-protocols sync exchange for a report draft, framed as y-websocket
+ * does (a leading message type) so pycrdt's server reads it. Messages travel as base64 strings
+ * in `report.sync`; local edits are sent as update messages, remote ones applied
  * with an origin that keeps them from being echoed back.
  */
 export class ReportSync {
@@ -34,7 +43,7 @@ export class ReportSync {
   constructor(private readonly send: (message: string) => void) {
     this.doc.on("update", (update: Uint8Array, origin: unknown) => {
       if (origin === REMOTE) return;
-      const encoder = encoding.createEncoder();
+      const encoder = syncEncoder();
       syncProtocol.writeUpdate(encoder, update);
       this.send(toBase64(encoding.toUint8Array(encoder)));
     });
@@ -42,7 +51,7 @@ export class ReportSync {
 
   /** Sync step 1: our state vector, so the server answers with what we lack. */
   hello(): string {
-    const encoder = encoding.createEncoder();
+    const encoder = syncEncoder();
     syncProtocol.writeSyncStep1(encoder, this.doc);
     return toBase64(encoding.toUint8Array(encoder));
   }
@@ -50,9 +59,10 @@ export class ReportSync {
   /** Applies one message from the server; returns a reply to send (for a server's step 1). */
   receive(message: string): string | null {
     const decoder = decoding.createDecoder(fromBase64(message));
-    const encoder = encoding.createEncoder();
+    if (decoding.readVarUint(decoder) !== MESSAGE_SYNC) return null;
+    const encoder = syncEncoder();
     syncProtocol.readSyncMessage(decoder, encoder, this.doc, REMOTE);
-    return encoding.length(encoder) > 0 ? toBase64(encoding.toUint8Array(encoder)) : null;
+    return encoding.length(encoder) > 1 ? toBase64(encoding.toUint8Array(encoder)) : null;
   }
 
   /** Replace the text with `next` as a minimal edit (common prefix and suffix kept). */

@@ -6,7 +6,7 @@ import type {
   RoomsOp,
   RoomsParticipant,
   RoomsSnapshot,
-} from "./protocol/pending";
+} from "./protocol/generated";
 
 /**
  * A study room as this client knows it: the snapshot from `room.join`, then every `room.op` in

@@ -4,13 +4,13 @@ import type {
   AnnotationsAnnotation,
   AnnotationsAnnotationAck,
   ChatMessageAck,
-  PendingEventAcks,
-  PendingEventPayloads,
+  EventAcks,
+  EventPayloads,
   RoomsOp,
   RoomsParticipant,
   RoomsResync,
   RoomsViewport,
-} from "./protocol/pending";
+} from "./protocol/generated";
 import { ReportSync } from "./report";
 import {
   applyOp,
@@ -50,17 +50,17 @@ export class RoomClient {
       connection.on("room.op", (op: RoomsOp) => {
         if (mine(op.study_uid)) this.applyOp(op);
       }),
-      connection.on("room.presence", (p: PendingEventPayloads["room.presence"]) => {
+      connection.on("room.presence", (p: EventPayloads["room.presence"]) => {
         if (mine(p.study_uid) && this.state) this.set(applyPresence(this.state, p.members, p.left));
       }),
-      connection.on("follow.viewport", (p: PendingEventPayloads["follow.viewport"]) => {
+      connection.on("follow.viewport", (p: EventPayloads["follow.viewport"]) => {
         if (!mine(p.study_uid)) return;
         for (const follower of this.followers) follower(p.viewport, p.presenter.user_id);
       }),
       connection.on("alert", (alert: AlertsAlert) => {
         if (mine(alert.study_uid) && this.state) this.set({ ...this.state, alerts: upsertAlert(this.state.alerts, alert) });
       }),
-      connection.on("report.sync", (p: PendingEventPayloads["report.sync"]) => {
+      connection.on("report.sync", (p: EventPayloads["report.sync"]) => {
         if (!mine(p.study_uid)) return;
         const reply = this.report.receive(p.message);
         if (reply) void this.sendReport(reply);
@@ -82,7 +82,7 @@ export class RoomClient {
 
   async join(): Promise<void> {
     if (this.left) return;
-    const payload: PendingEventPayloads["room.join"] = { study_uid: this.studyUid };
+    const payload: EventPayloads["room.join"] = { study_uid: this.studyUid };
     if (this.state) payload.since = this.state.seq;
     const ack = await this.connection.request<RoomsResync>("room.join", payload);
     this.adopt(ack);
@@ -102,7 +102,7 @@ export class RoomClient {
     return this.state?.participants.find((p) => p.sid === sid);
   }
 
-  async annotate(payload: Omit<PendingEventPayloads["annotation.create"], "study_uid">): Promise<AnnotationsAnnotation> {
+  async annotate(payload: Omit<EventPayloads["annotation.create"], "study_uid">): Promise<AnnotationsAnnotation> {
     const ack = await this.connection.request<AnnotationsAnnotationAck>("annotation.create", { ...payload, study_uid: this.studyUid });
     if (this.state) this.set({ ...this.state, annotations: upsertAnnotation(this.state.annotations, ack.annotation) });
     return ack.annotation;
@@ -130,12 +130,12 @@ export class RoomClient {
     if (this.state) this.set({ ...this.state, chat: upsertBy(this.state.chat, ack.message, (m) => m.id, () => true) });
   }
 
-  request<K extends keyof PendingEventAcks | string>(event: K, payload: Record<string, unknown> = {}): Promise<unknown> {
+  request<K extends keyof EventAcks | string>(event: K, payload: Record<string, unknown> = {}): Promise<unknown> {
     return this.connection.request(event, { study_uid: this.studyUid, ...payload });
   }
 
   /** Where this reader is; volatile (dropped when offline, batched by the server). */
-  presence(viewport: RoomsViewport | null, cursor?: PendingEventPayloads["presence.update"]["cursor"]): void {
+  presence(viewport: RoomsViewport | null, cursor?: EventPayloads["presence.update"]["cursor"]): void {
     const payload: Record<string, unknown> = { study_uid: this.studyUid };
     if (viewport) {
       payload.viewport = viewport;
@@ -183,7 +183,7 @@ export class RoomClient {
 
   private async sendReport(message: string): Promise<void> {
     try {
-      const ack = await this.connection.request<PendingEventAcks["report.sync"]>("report.sync", { study_uid: this.studyUid, message });
+      const ack = await this.connection.request<EventAcks["report.sync"]>("report.sync", { study_uid: this.studyUid, message });
       for (const answer of ack.messages) {
         const reply = this.report.receive(answer);
         if (reply) void this.sendReport(reply);

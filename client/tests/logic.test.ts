@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { measurementLines } from "../src/measurements";
-import type { RoomsOp } from "../src/protocol/pending";
+import type { RoomsOp } from "../src/protocol/generated";
 import { ReportSync } from "../src/report";
 import { applyOp, applyOps, applyPresence, fromSnapshot, mentionsIn, people } from "../src/room";
 import { EMPTY_UPLOADS, formatBytes, rate, reduceUpload } from "../src/uploads";

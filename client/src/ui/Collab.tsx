@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiFailure } from "../protocol/errors";
-import type { ChatMessage, RoomsParticipant, RoomsViewport } from "../protocol/pending";
+import type { ChatMessage, RoomsParticipant, RoomsViewport } from "../protocol/generated";
 import { mentionsIn, people, type RoomState } from "../room";
 import type { RoomClient } from "../roomClient";
 

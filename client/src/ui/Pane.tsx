@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { RenderInfo, SeriesInfo, Slice } from "../dicomweb";
 import { measurementLines } from "../measurements";
-import type { AnnotationsAnnotation, RoomsParticipant } from "../protocol/pending";
+import type { AnnotationsAnnotation, RoomsParticipant } from "../protocol/generated";
 import type { Session } from "../session";
 import {
   canvasToImage,

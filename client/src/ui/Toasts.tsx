@@ -1,7 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import type { Connection } from "../connection";
 import { ApiFailure } from "../protocol/errors";
-import type { AlertsActionAck, AlertsAlert } from "../protocol/pending";
+import type { AlertsActionAck, AlertsAlert } from "../protocol/generated";
 
 /** Alert toasts for the signed-in reader, with acknowledge; resolved or acknowledged ones leave. */
 export function AlertToasts({ connection }: { connection: Connection }) {

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks"
 import type { Connection } from "../connection";
 import { loadStudy, renderInfo, slicesOf, thumbnailPath, type RenderInfo, type SeriesInfo, type Slice } from "../dicomweb";
 import { ApiFailure } from "../protocol/errors";
-import type { AnnotationsKind, RoomsViewport } from "../protocol/pending";
+import type { AnnotationsKind, RoomsViewport } from "../protocol/generated";
 import type { RoomState } from "../room";
 import { RoomClient } from "../roomClient";
 import type { Session } from "../session";
