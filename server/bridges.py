@@ -70,11 +70,10 @@ class RenderMeasurer:
 
     async def measure(self, shape: Shape) -> dict[str, Any]:
         needed = _POINTS.get(shape.kind)
-        if needed is None or len(shape.points) < needed:
-            return {
-                "status": "not_measured",
-                "reason": f"a {shape.kind} needs {needed or 'known'} points",
-            }
+        if needed is None:
+            return {"status": "not_measured", "reason": f"{shape.kind} is not measurable"}
+        if len(shape.points) < needed:
+            return {"status": "not_measured", "reason": f"{shape.kind} needs {needed} points"}
         service = self._app[RENDER_SERVICE]
         try:
             info = await service.info(shape.instance_uid)
