@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymongo.errors import PyMongoError
+
 from server.rooms.channel import Channel
 from server.rooms.oplog import Clock, study_room
 from server.store.database import Document, IndexSpec, Store
@@ -210,7 +212,12 @@ class Presence:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await self.forget_node()
+            try:
+                await self.forget_node()
+            except PyMongoError:
+                # Shutting down without a store: these stop being listed once their heartbeat
+                # (``seen``) goes stale, as for a node that died.
+                log.warning("could not remove this node's presence entries at shutdown")
 
     async def _run(self) -> None:
         last_beat = time.monotonic()
