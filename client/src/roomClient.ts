@@ -130,7 +130,8 @@ export class RoomClient {
     if (this.state) this.set({ ...this.state, chat: upsertBy(this.state.chat, ack.message, (m) => m.id, () => true) });
   }
 
-  request<K extends keyof EventAcks | string>(event: K, payload: Record<string, unknown> = {}): Promise<unknown> {
+  /** Any study-room event (follow.*, alert actions): the study is filled in. */
+  request(event: string, payload: Record<string, unknown> = {}): Promise<unknown> {
     return this.connection.request(event, { study_uid: this.studyUid, ...payload });
   }
 

@@ -58,7 +58,7 @@ def client_dist() -> Path:
     return index.parent
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(
     client_dist: Path, store_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
@@ -67,14 +67,16 @@ def server(
         yield live
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps its event loop current in the main
+# thread while it runs, which would break every asyncio test collected after this package.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     expect.set_options(timeout=STEP_TIMEOUT_MS)
     with sync_playwright() as pw:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     executable = require_program("chromium")
     browser = playwright.chromium.launch(

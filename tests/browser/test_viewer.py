@@ -55,3 +55,17 @@ def test_open_study_scroll_and_preset(
     tissue_in_bone_window = grey_at(page, SIZE / 2 + 19, SIZE / 2, SIZE)
     assert tissue_in_bone_window < tissue - 30  # (40 + 500) / 1800 * 255 = 76 vs 128
     screenshot(page, "viewer")
+
+    # A sagittal reformat with a MIP slab, rendered by the server from the whole series.
+    page.get_by_test_id("plane").select_option("sagittal")
+    page.get_by_test_id("slab").fill("10")
+    page.wait_for_function(
+        "(c) => (c.dataset.drawn || '').includes('/mpr/sagittal/')"
+        " && c.dataset.drawn.includes('mode=mip') && c.dataset.drawn.includes('quality=final')",
+        arg=page.get_by_test_id("viewer-canvas").element_handle(),
+    )
+    expect(page.get_by_test_id("slice-label")).to_contain_text("sagittal 65/128")
+    assert signature(page)["lit"] > 0
+
+    page.get_by_test_id("layout").select_option("2x2")
+    expect(page.get_by_test_id("pane")).to_have_count(4)

@@ -91,7 +91,7 @@ export function Pane(props: PaneProps) {
   const [quality, setQuality] = useState<"interactive" | "final">("final");
   const latest = useRef<string | null>(null);
   const busy = useRef(false);
-  const drag = useRef<{ x: number; y: number; start: Point; view: View; moved: boolean } | null>(null);
+  const drag = useRef<{ x: number; y: number; view: View; moved: boolean } | null>(null);
   const view = pane.view;
   const count = positions(pane.mode, slices, props.info);
   const slice = pane.mode === "stack" ? slices[view.index] ?? null : null;
@@ -184,7 +184,7 @@ export function Pane(props: PaneProps) {
     props.onActivate();
     (event.target as Element).setPointerCapture?.(event.pointerId);
     const point = imagePoint(event);
-    drag.current = { x: event.clientX, y: event.clientY, start: point ?? [0, 0], view, moved: false };
+    drag.current = { x: event.clientX, y: event.clientY, view, moved: false };
     if (tool in MEASURE_TOOLS && point && pane.mode === "stack") props.onDraft([...props.draft, point]);
   };
 

@@ -1,8 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Connection } from "../connection";
 import { ApiFailure } from "../protocol/errors";
-import type { EventPayloads } from "../protocol/generated";
-import type { AlertsAlert } from "../protocol/generated";
+import type { AlertsAlert, EventPayloads } from "../protocol/generated";
 import type { Session } from "../session";
 import { queryString } from "../session";
 import { NO_FILTERS, matches, mergeStudy, sortStudies, worklistQuery, type Study, type WorklistFilters } from "../worklist";
