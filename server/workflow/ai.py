@@ -186,6 +186,7 @@ class AiResults:
                     bump,
                     actor=f"ai:{engine['_id']}",
                     reason=f"AI triage: {finding['finding_type']}",
+                    retry=True,
                 )
         await self._publisher.publish(
             events.AI_FINDING_CREATED,

@@ -61,7 +61,11 @@ class Assignment:
 
     async def assign_as_system(self, study: Document, username: str) -> Document:
         doc = await self._studies.update_fields(
-            study, {"assigned_to": username}, actor=SYSTEM, action="study.assign.auto"
+            study,
+            {"assigned_to": username},
+            actor=SYSTEM,
+            action="study.assign.auto",
+            retry=True,
         )
         await self._notifications.notify(
             username,

@@ -1,6 +1,6 @@
 """What the DICOM gateway tells the workflow: images stored, a study gone quiet, MPPS progress.
 
-The gateway (``server/dicom/ingest.py``, ``mpps.py`` on the ``dicom`` branch) publishes:
+The gateway (``server/dicom/ingest.py``, ``server/dicom/mpps.py``) publishes:
 
     dicom.instance.stored  {study_instance_uid, sop_instance_uid, modality, duplicate, ...}
     dicom.study.stable     {study_instance_uid, received, quiet_s}
@@ -33,6 +33,7 @@ from server.workflow.studies import NewStudy, Studies
 log = logging.getLogger(__name__)
 
 ARCHIVE_STUDIES = "dicom_studies"
+NOT_IMAGES = frozenset({"SR", "PR", "KO", "SEG", "REG", "RWV", "DOC"})
 MPPS_STATES = ("IN PROGRESS", "COMPLETED", "DISCONTINUED")
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _ACCESSION = re.compile(r"^[^\\\x00-\x1f]{1,16}$")
@@ -99,7 +100,11 @@ class Intake:
                 # The modality ignored the worklist's UID: the images' UID is the truth.
                 try:
                     return await self._studies.update_fields(
-                        doc, {"study_instance_uid": uid}, actor=SYSTEM, action="study.uid"
+                        doc,
+                        {"study_instance_uid": uid},
+                        actor=SYSTEM,
+                        action="study.uid",
+                        retry=True,
                     )
                 except DuplicateKeyError:
                     log.warning("study %s: UID %s belongs to another row", doc["_id"], uid)
@@ -144,7 +149,9 @@ class Intake:
 
     async def instance_stored(self, event: DomainEvent) -> None:
         uid = check_uid(event.data.get("study_instance_uid"))
-        if event.data.get("duplicate") is True:
+        if event.data.get("duplicate") is True or event.data.get("modality") in NOT_IMAGES:
+            # Reports, presentation states and AI results are not images to read: they neither
+            # count nor open a worklist row of their own.
             return
         doc = await self._row_for(uid, event.facility or DEFAULT_FACILITY)
         await self._studies.collection.update_one({"_id": doc["_id"]}, {"$inc": {"images": 1}})

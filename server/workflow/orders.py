@@ -2,17 +2,19 @@
 
 An order is a worklist row in status ``scheduled`` and one document in ``scheduled_procedures``,
 the collection the DICOM gateway's Modality Worklist SCP answers from (``server/dicom/worklist.py``
-on the ``dicom`` branch documents the shape; ``scheduled_step`` below writes exactly that shape).
-The step's ``_id`` (the Scheduled Procedure Step ID) is the accession number. Only ``scheduled``
-steps are offered to modalities; cancelling an order sets the step to ``cancelled``; MPPS moves
-it on (the gateway does that). Step dates and times are UTC.
+documents the shape; ``scheduled_step`` below writes exactly that shape). The step's ``_id``
+(the Scheduled Procedure Step ID) is the accession number. Only ``scheduled`` steps are offered
+to modalities; cancelling an order sets the step to ``cancelled``; MPPS moves it on (the gateway
+does that). Step dates and times are local to the facility (the time zone of its profile in
+``facility_profiles``; UTC when unset), because modalities match them as local values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server.auth.service import Principal
 from server.auth.tokens import Clock
@@ -22,6 +24,7 @@ from server.workflow.status import Priority, Status
 from server.workflow.studies import NewStudy, Studies, actor_of, search_text
 
 COLLECTION = "scheduled_procedures"
+PROFILES = "facility_profiles"
 # The gateway declares its own indexes on this collection; this one serves the order lookups.
 INDEXES = [IndexSpec(COLLECTION, [("accession_number", 1)])]
 STEP_SCHEDULED = "scheduled"
@@ -39,10 +42,23 @@ def parse_time(raw: str, name: str) -> float:
     return value.timestamp()
 
 
-def scheduled_step(doc: Mapping[str, Any], now: float, created_by: str) -> Document:
-    """The MWL document for a worklist row, in the gateway's ``scheduled_procedures`` shape."""
+def zone_of(name: str | None) -> tzinfo | None:
+    """An IANA time zone, or None for a name the system does not know."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def scheduled_step(
+    doc: Mapping[str, Any], now: float, created_by: str, zone: tzinfo = UTC
+) -> Document:
+    """The MWL document for a worklist row, in the gateway's ``scheduled_procedures`` shape.
+    Modalities match step dates and times as local values, so they are the facility's."""
     when = doc.get("scheduled_at")
-    moment = datetime.fromtimestamp(when if when is not None else now, UTC)
+    moment = datetime.fromtimestamp(when if when is not None else now, zone)
     return {
         "_id": doc["accession_number"],
         "facility": doc["facility"],
@@ -79,6 +95,7 @@ def scheduled_step(doc: Mapping[str, Any], now: float, created_by: str) -> Docum
 class Orders:
     def __init__(self, store: Store, studies: Studies, clock: Clock) -> None:
         self.steps = store[COLLECTION]
+        self.profiles = store[PROFILES]
         self._studies = studies
         self._clock = clock
 
@@ -107,7 +124,9 @@ class Orders:
             status=Status.SCHEDULED,
         )
         doc = await self._studies.create(new, principal.username)
-        step = scheduled_step(doc, self._clock().timestamp(), principal.username)
+        step = scheduled_step(
+            doc, self._clock().timestamp(), principal.username, await self._zone(doc)
+        )
         await self.steps.replace_one({"_id": step["_id"]}, step, upsert=True)
         return doc
 
@@ -154,7 +173,9 @@ class Orders:
             doc = await self._studies.set_priority(
                 doc, Priority(body["priority"]), actor=principal.username
             )
-        step = scheduled_step(doc, self._clock().timestamp(), principal.username)
+        step = scheduled_step(
+            doc, self._clock().timestamp(), principal.username, await self._zone(doc)
+        )
         await self.steps.replace_one(
             {"_id": step["_id"], "status": STEP_SCHEDULED}, step, upsert=False
         )
@@ -179,6 +200,10 @@ class Orders:
             },
         )
         return doc
+
+    async def _zone(self, doc: Mapping[str, Any]) -> tzinfo:
+        profile = await self.profiles.find_one({"_id": doc["facility"]}, {"timezone": 1})
+        return zone_of((profile or {}).get("timezone")) or UTC
 
     async def _order(self, accession: str, principal: Principal) -> Document:
         doc = await self._studies.by_accession(accession)

@@ -41,33 +41,39 @@ class WorklistQuery:
     offset: int = 0
 
     def mongo_filter(self, now: float) -> Document:
-        clauses: list[Document] = []
+        """One flat filter (a field appears once, its conditions merged): the embedded store
+        answers a flat filter from its indexes several times faster than the same ``$and``."""
+        match: Document = {}
         if self.facilities is not None:
-            clauses.append({"facility": {"$in": list(self.facilities)}})
+            match["facility"] = (
+                self.facilities[0] if len(self.facilities) == 1 else {"$in": list(self.facilities)}
+            )
         if self.mine:
-            clauses.append({"$or": [{"assigned_to": self.username}, {"claimed_by": self.username}]})
+            match["owners"] = self.username
         if self.unassigned:
-            clauses.append({"assigned_to": IS_NULL})
-        if self.unread:
-            clauses.append({"status": Status.UNREAD.value})
+            match["assigned_to"] = IS_NULL
+        statuses: set[Status] | None = set(self.statuses) if self.statuses else None
+        for wanted, applies in (({Status.UNREAD}, self.unread), (AWAITING_REPORT, self.overdue)):
+            if applies:
+                statuses = set(wanted) if statuses is None else statuses & wanted
+        if statuses is not None:
+            match["status"] = {"$in": sorted(s.value for s in statuses)}
         if self.overdue:
-            clauses.append({"due_at": {"$lt": now}})
-            clauses.append({"status": {"$in": sorted(s.value for s in AWAITING_REPORT)}})
-        if self.statuses:
-            clauses.append({"status": {"$in": sorted(s.value for s in self.statuses)}})
+            match["due_at"] = {"$lt": now}
         if self.stat:
-            clauses.append({"priority": Priority.STAT.value})
+            match["priority"] = Priority.STAT.value
         if self.modality:
-            clauses.append({"modality": self.modality})
+            match["modality"] = self.modality
+        window: Document = {}
         if self.since is not None:
-            clauses.append({"study_at": {"$gte": self.since}})
+            window["$gte"] = self.since
         if self.until is not None:
-            clauses.append({"study_at": {"$lt": self.until}})
+            window["$lt"] = self.until
+        if window:
+            match["study_at"] = window
         if self.text:
-            clauses.append({"search": {"$regex": re.escape(self.text.lower())}})
-        if not clauses:
-            return {}
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+            match["search"] = {"$regex": re.escape(self.text.lower())}
+        return match
 
 
 def flag(params: Mapping[str, str], name: str) -> bool:
@@ -122,6 +128,7 @@ KNOWN_PARAMS = frozenset(
         "limit",
         "offset",
         "facility",
+        "count",
     }
 )
 

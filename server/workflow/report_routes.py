@@ -1,4 +1,4 @@
-"""HTTP routes for reports, templates, macros and facility branding: validate, authorize, call
+"""HTTP routes for reports, templates, macros and facility profiles: validate, authorize, call
 ``Reports``, answer. Access to a report is recorded in the audit log."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
 from server.auth.guard import AUTH_SERVICE, client_address, require
-from server.auth.roles import Permission, Role
+from server.auth.roles import Permission
 from server.http.body import query_int, read_json
 from server.http.errors import ApiError
 from server.workflow import reports
+from server.workflow.orders import zone_of
 from server.workflow.service import WORKFLOW
-from server.workflow.status import REPORTED
 from server.workflow.studies import public as public_study
 
 routes = web.RouteTableDef()
@@ -93,25 +93,13 @@ async def my_reports(request: web.Request) -> web.Response:
     """The studies with final reports the caller may read, newest first."""
     principal = await require(request, Permission.REPORTS_READ)
     workflow = request.app[WORKFLOW]
-    statuses = {"$in": sorted(s.value for s in REPORTED)}
-    if principal.role is Role.REFERRING_PHYSICIAN:
-        match = {
-            "status": statuses,
-            "$or": [
-                {"referring_physician": principal.username},
-                {"invited": principal.username},
-            ],
-        }
-    else:
-        match = {"status": statuses, "facility": principal.facility}
-    cursor = (
-        workflow.studies.collection.find(match)
-        .sort([("reported_at", -1), ("_id", 1)])
-        .skip(query_int(request, "offset", 0, 0, 1_000_000))
-        .limit(query_int(request, "limit", 50, 1, 200))
+    docs = await workflow.reports.readable_studies(
+        principal,
+        query_int(request, "offset", 0, 0, 10_000),
+        query_int(request, "limit", 50, 1, 200),
     )
     now = workflow.studies.now()
-    return web.json_response({"items": [public_study(doc, now) async for doc in cursor]})
+    return web.json_response({"items": [public_study(doc, now) for doc in docs]})
 
 
 @routes.get("/api/report-templates")
@@ -164,13 +152,16 @@ async def expand(request: web.Request) -> web.Response:
     return web.json_response({"text": reports.expand_macros(body["text"], macros)})
 
 
-@routes.put("/api/facilities/{facility}/branding")
-async def branding(request: web.Request) -> web.Response:
+@routes.put("/api/facilities/{facility}/profile")
+async def facility_profile(request: web.Request) -> web.Response:
     principal = await require(request, Permission.USERS_MANAGE)
     facility = request.match_info["facility"]
     if not principal.may_access_facility(facility):
-        raise ApiError("forbidden", "You may only brand your own facility.")
-    body = await read_json(request, "facilities.branding")
+        raise ApiError("forbidden", "You may only change your own facility.")
+    body = await read_json(request, "facilities.profile")
+    timezone = body.get("timezone")
+    if timezone is not None and zone_of(timezone) is None:
+        raise ApiError("validation_failed", f"Unknown time zone {timezone!r}.")
     logo: bytes | None = None
     if body.get("logo_png"):
         try:
@@ -181,10 +172,22 @@ async def branding(request: web.Request) -> web.Response:
             raise ApiError("validation_failed", "logo_png must be a PNG of at most 256 KiB.")
         if not await asyncio.to_thread(_readable_png, logo):
             raise ApiError("validation_failed", "logo_png is not a readable PNG image.")
+    profile = {"_id": facility, "name": body["name"], "logo_png": logo, "timezone": timezone}
     await request.app[WORKFLOW].reports.profiles.replace_one(
-        {"_id": facility}, {"_id": facility, "name": body["name"], "logo_png": logo}, upsert=True
+        {"_id": facility}, profile, upsert=True
     )
-    return web.json_response({"facility": facility, "name": body["name"], "logo": logo is not None})
+    await request.app[AUTH_SERVICE].audit.record(
+        actor=principal.username,
+        action="facility.profile",
+        outcome="success",
+        target=facility,
+        remote=client_address(request),
+        facility=facility,
+        details={"name": body["name"], "timezone": timezone, "logo": logo is not None},
+    )
+    return web.json_response(
+        {"facility": facility, "name": body["name"], "logo": logo is not None, "timezone": timezone}
+    )
 
 
 def _readable_png(data: bytes) -> bool:

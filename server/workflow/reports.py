@@ -9,14 +9,13 @@ everything above plus the accession number, so any later edit is detectable),
 The draft lives in the study room's Yjs document (rooms/). The workflow reads it through the
 ``DraftSource`` protocol that the composition root wires in; until then, and whenever a client
 sends it, the final text comes with the sign request. The SR goes to the archive through the
-``ArchiveWriter`` protocol, the DICOM gateway's ingest once it is wired.
+``ArchiveWriter`` protocol (``archive.DicomArchiveWriter``: the gateway's ingest).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 import logging
 import re
@@ -24,7 +23,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from pydicom import dcmread
 from pymongo.errors import DuplicateKeyError
 
 from server.auth.roles import Permission, Role
@@ -32,11 +30,11 @@ from server.auth.service import Principal
 from server.auth.tokens import Clock
 from server.auth.users import Users
 from server.http.errors import ApiError
-from server.store.blobs import BlobStore, sharded_key
 from server.store.database import Document, IndexSpec, Store
 from server.workflow import events
-from server.workflow.events import Publisher, iso
+from server.workflow.events import IS_NULL, Publisher, iso
 from server.workflow.notifications import Notifications
+from server.workflow.orders import PROFILES
 from server.workflow.pdf import render_pdf
 from server.workflow.sr import build_sr
 from server.workflow.status import REPORTED, Status
@@ -45,14 +43,21 @@ from server.workflow.studies import Studies, actor_of, new_study_uid
 log = logging.getLogger(__name__)
 
 COLLECTION = "reports"
-PROFILES = "facility_profiles"
 TEMPLATES = "report_templates"
 MACROS = "report_macros"
+EXPORTS = "report_exports"
+# The rooms' invitations into a study room ({study_uid, user_id}); being invited there lets a
+# referring physician read the study's final reports too.
+ROOM_INVITATIONS = "study_invitations"
+MAX_ROOM_INVITATIONS = 1000
+EXPORT_RETRY_S = 60.0
+EXPORT_RETRY_MAX_S = 3600.0
 INDEXES = [
     IndexSpec(COLLECTION, [("study_id", 1), ("version", 1)], unique=True),
     IndexSpec(COLLECTION, [("facility", 1), ("signed_at", -1)]),
     IndexSpec(TEMPLATES, [("facility", 1), ("modality", 1), ("body_part", 1)]),
     IndexSpec(MACROS, [("facility", 1), ("owner", 1), ("name", 1)], unique=True),
+    IndexSpec(EXPORTS, [("next_at", 1)]),
 ]
 _MACRO = re.compile(r"(?<![\w.])\.([a-z0-9_-]{1,32})\b")
 
@@ -73,27 +78,6 @@ class NoDrafts:
 
     async def draft_text(self, study_uid: str) -> str | None:
         return None
-
-
-class BlobArchiveWriter:
-    """Keep the SR bytes in the blob store, keyed by SOP Instance UID, until the DICOM ingest
-    (which also indexes them) is wired in its place."""
-
-    def __init__(self, blobs: BlobStore) -> None:
-        self._blobs = blobs
-
-    @staticmethod
-    def key(sop_instance_uid: str) -> str:
-        return f"reports/{sharded_key(sop_instance_uid + '.dcm')}"
-
-    async def ingest(self, data: bytes, facility: str) -> object:
-        uid = await asyncio.to_thread(_sop_instance_uid, data)
-        await self._blobs.put(self.key(uid), data)
-        return uid
-
-
-def _sop_instance_uid(data: bytes) -> str:
-    return str(dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID)
 
 
 def content_hash(version: Mapping[str, Any]) -> str:
@@ -161,6 +145,8 @@ class Reports:
         self.profiles = store[PROFILES]
         self.templates = store[TEMPLATES]
         self.macros = store[MACROS]
+        self.exports = store[EXPORTS]
+        self._room_invitations = store[ROOM_INVITATIONS]
         self._studies = studies
         self._users = users
         self._notifications = notifications
@@ -173,10 +159,41 @@ class Reports:
 
     async def readable_study(self, study_id: str, principal: Principal) -> Document:
         doc = await self._studies.get(study_id)
-        if not may_read_reports(doc, principal):
+        if not may_read_reports(doc, principal) and not (
+            principal.role is Role.REFERRING_PHYSICIAN
+            and principal.can(Permission.REPORTS_READ)
+            and await self._room_invitations.find_one(
+                {"study_uid": doc["study_instance_uid"], "user_id": principal.user_id}
+            )
+        ):
             # Indistinguishable from a missing study, so nobody probes for accession numbers.
             raise ApiError("not_found", f"No study {study_id!r}.")
         return doc
+
+    async def readable_studies(
+        self, principal: Principal, offset: int, limit: int
+    ) -> list[Document]:
+        """Reported studies the caller may read, most recently reported first."""
+        reported = {"$in": sorted(s.value for s in REPORTED)}
+        order = [("reported_at", -1), ("_id", 1)]
+        if principal.role is not Role.REFERRING_PHYSICIAN:
+            cursor = self._studies.collection.find(
+                {"status": reported, "facility": principal.facility}
+            )
+            return [doc async for doc in cursor.sort(order).skip(offset).limit(limit)]
+        # Ordered by them or invited here, or invited into the study's room (rooms/).
+        wanted = offset + limit
+        queries: list[Document] = [{"status": reported, "report_readers": principal.username}]
+        cursor = self._room_invitations.find({"user_id": principal.user_id}, {"study_uid": 1})
+        uids = [str(d["study_uid"]) async for d in cursor.limit(MAX_ROOM_INVITATIONS)]
+        if uids:
+            queries.append({"status": reported, "study_instance_uid": {"$in": uids}})
+        found: dict[str, Document] = {}
+        for match in queries:
+            async for doc in self._studies.collection.find(match).sort(order).limit(wanted):
+                found[doc["_id"]] = doc
+        ranked = sorted(found.values(), key=lambda d: (-(d.get("reported_at") or 0), d["_id"]))
+        return ranked[offset:wanted]
 
     async def versions(self, study_id: str) -> list[Document]:
         cursor = self.collection.find({"study_id": study_id}).sort("version", 1)
@@ -283,7 +300,7 @@ class Reports:
             facility=study["facility"],
             details={"version": version["version"], "sha256": version["sha256"]},
         )
-        await self._store_sr(study, version)
+        await self._export(study, version)
         await self._publisher.publish(
             events.REPORT_SIGNED,
             {
@@ -312,30 +329,72 @@ class Reports:
                 study_id=study["_id"],
             )
 
-    async def _store_sr(self, study: Document, version: Document) -> None:
-        """Write the SR; a failing archive is logged and retried by nobody but never loses the
-        signed version, which is already stored and can be re-exported."""
-        current = await self._studies.get(study["_id"])
-        versions = await self.versions(study["_id"])
-        name, _ = await self.facility_profile(study["facility"])
-        series_uid = current.get("report_series_uid") or new_study_uid()
+    async def _export(self, study: Document, version: Document) -> None:
+        """Send the SR to the archive; if the archive fails, queue it so the tick retries it.
+        The signed version itself is already stored, so nothing is lost either way."""
+        try:
+            await self._store_sr(study["_id"], version["version"])
+        except Exception as exc:
+            log.exception("storing the report SR failed", extra={"study": study["_id"]})
+            await self.exports.replace_one(
+                {"_id": version["sr_sop_instance_uid"]},
+                {
+                    "_id": version["sr_sop_instance_uid"],
+                    "study_id": study["_id"],
+                    "version": version["version"],
+                    "attempts": 1,
+                    "next_at": self._clock().timestamp() + EXPORT_RETRY_S,
+                    "last_error": str(exc)[:500],
+                },
+                upsert=True,
+            )
+
+    async def retry_exports(self, limit: int = 20) -> int:
+        """Retry SRs the archive refused, with a growing pause; one bounded pass."""
+        now = self._clock().timestamp()
+        pending = [d async for d in self.exports.find({"next_at": {"$lt": now}}).limit(limit)]
+        done = 0
+        for entry in pending:
+            try:
+                await self._store_sr(entry["study_id"], entry["version"])
+            except Exception as exc:
+                attempts = int(entry["attempts"]) + 1
+                await self.exports.update_one(
+                    {"_id": entry["_id"]},
+                    {
+                        "$set": {
+                            "attempts": attempts,
+                            "next_at": now + min(EXPORT_RETRY_MAX_S, EXPORT_RETRY_S * 2**attempts),
+                            "last_error": str(exc)[:500],
+                        }
+                    },
+                )
+                continue
+            await self.exports.delete_one({"_id": entry["_id"]})
+            done += 1
+        return done
+
+    async def _store_sr(self, study_id: str, number: int) -> None:
+        """Build the SR of the report up to version ``number`` and hand it to the archive."""
+        current = await self._studies.get(study_id)
+        if current.get("report_series_uid") is None:
+            # Every SR of a study goes into one series; the first writer picks its UID.
+            await self._studies.collection.update_one(
+                {"_id": study_id, "report_series_uid": IS_NULL},
+                {"$set": {"report_series_uid": new_study_uid()}},
+            )
+            current = await self._studies.get(study_id)
+        versions = [v for v in await self.versions(study_id) if v["version"] <= number]
+        name, _ = await self.facility_profile(current["facility"])
         data = await asyncio.to_thread(
             build_sr,
             current,
             versions,
-            sop_instance_uid=version["sr_sop_instance_uid"],
-            series_instance_uid=series_uid,
+            sop_instance_uid=versions[-1]["sr_sop_instance_uid"],
+            series_instance_uid=current["report_series_uid"],
             facility_name=name,
         )
-        try:
-            await self.archive.ingest(data, study["facility"])
-        except Exception:
-            log.exception("storing the report SR failed", extra={"study": study["_id"]})
-            return
-        if current.get("report_series_uid") is None:
-            await self._studies.collection.update_one(
-                {"_id": study["_id"]}, {"$set": {"report_series_uid": series_uid}}
-            )
+        await self.archive.ingest(data, current["facility"])
 
     # -- templates and macros --------------------------------------------------------------
 

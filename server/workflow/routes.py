@@ -13,7 +13,7 @@ from server.store.database import Document
 from server.workflow import notifications, query, stats
 from server.workflow.service import WORKFLOW
 from server.workflow.status import Priority, Status
-from server.workflow.studies import actor_of, public
+from server.workflow.studies import public
 
 routes = web.RouteTableDef()
 
@@ -63,12 +63,19 @@ async def worklist(request: web.Request) -> web.Response:
     studies = request.app[WORKFLOW].studies
     now = studies.now()
     match = parsed.mongo_filter(now)
-    cursor = studies.collection.find(match).sort(query.SORT).skip(parsed.offset).limit(parsed.limit)
-    items = [public(doc, now) async for doc in cursor]
-    total = await studies.collection.count_documents(match)
-    return web.json_response(
-        {"items": items, "total": total, "limit": parsed.limit, "offset": parsed.offset}
-    )
+    # One row more than the page says whether another page follows; an exact total costs a
+    # scan of every match on the embedded store, so it is computed only when asked for.
+    cursor = studies.collection.find(match).sort(query.SORT).skip(parsed.offset)
+    rows = [public(doc, now) async for doc in cursor.limit(parsed.limit + 1)]
+    body: dict[str, object] = {
+        "items": rows[: parsed.limit],
+        "has_more": len(rows) > parsed.limit,
+        "limit": parsed.limit,
+        "offset": parsed.offset,
+    }
+    if query.flag(request.query, "count"):
+        body["total"] = await studies.collection.count_documents(match)
+    return web.json_response(body)
 
 
 @routes.get("/api/studies/{study_id}")
@@ -82,15 +89,19 @@ async def get_study(request: web.Request) -> web.Response:
 async def change_status(request: web.Request) -> web.Response:
     principal = await require(request, Permission.WORKLIST_READ)
     body = await read_json(request, "studies.status")
-    studies = request.app[WORKFLOW].studies
-    study_id = request.match_info["study_id"]
-    await studies.visible(study_id, principal)
-    doc = await studies.transition(
-        study_id,
-        Status(body["status"]),
-        actor_role=actor_of(principal),
-        actor_name=principal.username,
-        reason=body.get("reason"),
+    doc = await request.app[WORKFLOW].studies.set_status(
+        request.match_info["study_id"], Status(body["status"]), principal, body.get("reason")
+    )
+    return _study_response(request, doc)
+
+
+@routes.post("/api/studies/{study_id}/report/preliminary")
+async def preliminary(request: web.Request) -> web.Response:
+    principal = await require(request, Permission.REPORTS_SIGN)
+    if request.body_exists:
+        await read_json(request, "reports.preliminary")
+    doc = await request.app[WORKFLOW].studies.set_status(
+        request.match_info["study_id"], Status.PRELIMINARY, principal, "preliminary report"
     )
     return _study_response(request, doc)
 

@@ -6,7 +6,6 @@ time-dependent behaviour by calling ``tick()`` instead of waiting for the backgr
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -28,8 +27,6 @@ from server.workflow.orders import Orders
 from server.workflow.reports import ArchiveWriter, DraftSource, Reports
 from server.workflow.stats import Statistics
 from server.workflow.studies import Studies
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -87,11 +84,12 @@ class Workflow:
             "claims_expired": await self.studies.expire_claims(),
             "overdue_flagged": await self.alerts.flag_overdue(),
             "alerts_escalated": await self.alerts.escalate_due(),
+            "reports_exported": await self.reports.retry_exports(),
         }
 
 
 WORKFLOW = web.AppKey("workflow", Workflow)
-# Set by the composition root before start-up to plug in the rooms' Yjs drafts and the DICOM
-# gateway's ingest; without them, sign requests carry the text and SRs go to the blob store.
+# Set by the composition root before start-up to plug in the rooms' Yjs drafts (without one,
+# sign requests carry the text) or another archive than the DICOM gateway's ingest.
 DRAFT_SOURCE = web.AppKey("workflow_draft_source", DraftSource)
 ARCHIVE_WRITER = web.AppKey("workflow_archive_writer", ArchiveWriter)

@@ -13,11 +13,13 @@ from aiohttp import web
 from server.appkeys import BLOBS, HUB, STORE
 from server.auth.guard import AUTH_SERVICE
 from server.auth.tokens import Clock, utc_now
+from server.dicom.keys import INGEST
 from server.store.database import IndexSpec
 from server.workflow import ai, alerts, assignment, notifications, orders, reports, studies
 from server.workflow.ai_routes import routes as ai_routes
+from server.workflow.archive import DicomArchiveWriter
 from server.workflow.report_routes import routes as report_routes
-from server.workflow.reports import BlobArchiveWriter, NoDrafts
+from server.workflow.reports import NoDrafts
 from server.workflow.routes import routes
 from server.workflow.service import ARCHIVE_WRITER, DRAFT_SOURCE, WORKFLOW, Workflow
 
@@ -56,7 +58,7 @@ def setup_workflow(app: web.Application, clock: Clock = utc_now, tick_s: float =
             auth.audit,
             auth.users,
             clock,
-            archive=app.get(ARCHIVE_WRITER) or BlobArchiveWriter(app[BLOBS]),
+            archive=app.get(ARCHIVE_WRITER) or DicomArchiveWriter(lambda: app.get(INGEST)),
             drafts=app.get(DRAFT_SOURCE) or NoDrafts(),
             blobs=app[BLOBS],
         )

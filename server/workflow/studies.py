@@ -2,12 +2,14 @@
 
 Collection ``worklist_items`` (owned here). Fields are flat so that every worklist filter is an
 indexed equality or range: ``facility``, ``status``, ``priority_rank`` (0 = STAT), ``created_at``,
-``assigned_to``, ``claimed_by``, ``due_at``, ``accession_number`` (unique), ``study_instance_uid``
-(unique), ``referring_physician``, ``invited`` and ``search`` (lowercased patient name, patient
-ID and accession number for free-text search). Times are epoch floats.
+``assigned_to``, ``claimed_by``, ``owners`` (both of those, for "mine"), ``due_at``,
+``study_at``, ``accession_number`` (unique), ``study_instance_uid`` (unique),
+``referring_physician``, ``invited``, ``report_readers`` (both of those) and ``search``
+(lowercased patient name, patient ID and accession number for free-text search). Times are
+epoch floats.
 
-Every change is a conditional update on the fields it depends on (status, version, the claim),
-so two nodes or two readers racing never both win; the loser gets a clear 409. Each change is
+Every change is a conditional update on the version read (and the status it moves from), so
+two nodes or two readers racing never both win; the loser gets a clear 409. Each change is
 persisted first, then audited, then published.
 """
 
@@ -28,7 +30,7 @@ from server.auth.tokens import Clock
 from server.http.errors import ApiError
 from server.store.database import Document, IndexSpec, Store
 from server.workflow import events
-from server.workflow.events import IS_NULL, Publisher, iso
+from server.workflow.events import Publisher, iso
 from server.workflow.status import (
     AWAITING_REPORT,
     CLAIMABLE,
@@ -47,10 +49,10 @@ INDEXES = [
     IndexSpec(COLLECTION, [("facility", 1), ("priority_rank", 1), ("created_at", 1)]),
     IndexSpec(COLLECTION, [("facility", 1), ("status", 1), ("priority_rank", 1)]),
     IndexSpec(COLLECTION, [("facility", 1), ("assigned_to", 1), ("priority_rank", 1)]),
-    IndexSpec(COLLECTION, [("facility", 1), ("claimed_by", 1)]),
+    IndexSpec(COLLECTION, [("facility", 1), ("owners", 1), ("priority_rank", 1)]),
     IndexSpec(COLLECTION, [("facility", 1), ("due_at", 1)]),
     IndexSpec(COLLECTION, [("claim_expires_at", 1)]),
-    IndexSpec(COLLECTION, [("referring_physician", 1)]),
+    IndexSpec(COLLECTION, [("report_readers", 1), ("reported_at", -1)]),
 ]
 
 CLAIM_TTL_S = 30 * 60.0
@@ -69,6 +71,18 @@ def new_accession() -> str:
 
 def search_text(patient_name: str, patient_id: str, accession: str) -> str:
     return " ".join((patient_name.replace("^", " "), patient_id, accession)).lower()
+
+
+def derived(row: Mapping[str, Any]) -> Document:
+    """Lists kept beside the fields they come from, so "mine" and "reports I may read" are one
+    indexed equality each instead of an ``$or``, which the embedded store answers by scanning
+    every row. Recomputed on every write that can change their sources."""
+    owners = {row.get("assigned_to"), row.get("claimed_by")}
+    readers = {row.get("referring_physician"), *(row.get("invited") or [])}
+    return {
+        "owners": sorted(o for o in owners if o),
+        "report_readers": sorted(r for r in readers if r),
+    }
 
 
 def actor_of(principal: Principal) -> str:
@@ -228,6 +242,7 @@ class Studies:
             "search": search_text(new.patient_name, new.patient_id, accession),
             "version": 1,
         }
+        doc.update(derived(doc))
         try:
             await self.collection.insert_one(doc)
         except DuplicateKeyError:
@@ -249,17 +264,33 @@ class Studies:
     # -- changing --------------------------------------------------------------------------
 
     async def update_fields(
-        self, doc: Document, changes: Mapping[str, Any], *, actor: str, action: str
+        self,
+        doc: Document,
+        changes: Mapping[str, Any],
+        *,
+        actor: str,
+        action: str,
+        retry: bool = False,
     ) -> Document:
-        """Set plain fields on a row, conditional on the version read, and publish."""
-        fields = dict(changes)
-        fields["updated_at"] = self.now()
-        updated = await self.collection.find_one_and_update(
-            {"_id": doc["_id"], "version": doc["version"]},
-            {"$set": fields, "$inc": {"version": 1}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if updated is None:
+        """Set plain fields on a row, conditional on the version read, and publish.
+
+        A person's change answers 409 when the row moved meanwhile (they saw an old row). The
+        server's own changes (``retry``), whose values do not depend on what else moved, are
+        re-applied to the fresh row instead, so unrelated churn never loses them.
+        """
+        for _ in range(_MAX_RETRIES if retry else 1):
+            fields = dict(changes)
+            fields["updated_at"] = self.now()
+            fields.update(derived({**doc, **fields}))
+            updated = await self.collection.find_one_and_update(
+                {"_id": doc["_id"], "version": doc["version"]},
+                {"$set": fields, "$inc": {"version": 1}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if updated is not None:
+                break
+            doc = await self.get(doc["_id"])
+        else:
             raise ApiError("stale_version", "The study changed meanwhile; reload and try again.")
         await self._audit.record(
             actor=actor,
@@ -304,6 +335,7 @@ class Studies:
             if target is Status.FINAL and doc.get("reported_at") is None:
                 fields["reported_at"] = now
             fields.update(extra or {})
+            fields.update(derived({**doc, **fields}))
             updated = await self.collection.find_one_and_update(
                 {"_id": study_id, "status": current.value, "version": doc["version"]},
                 {"$set": fields, "$inc": {"version": 1}},
@@ -324,8 +356,47 @@ class Studies:
             return updated
         raise ApiError("stale_version", "The study kept changing; reload and try again.")
 
+    async def set_status(
+        self, study_id: str, target: Status, principal: Principal, reason: str | None
+    ) -> Document:
+        """A status change asked for directly. Moves that belong to a step with its own rules
+        are refused here and named: reading is a claim, final a signature, amended an addendum,
+        back to unread a release; preliminary needs the claim."""
+        doc = await self.visible(study_id, principal)
+        current = Status(doc["status"])
+        owned = {
+            Status.READING: "claim the study",
+            Status.FINAL: "sign the report",
+            Status.AMENDED: "sign an addendum",
+        }
+        if target in owned:
+            raise ApiError("invalid_transition", f"To make a study {target}, {owned[target]}.")
+        if current is Status.READING and target is Status.UNREAD:
+            raise ApiError("invalid_transition", "To put a study back, release the claim.")
+        expect = None
+        if target is Status.PRELIMINARY:
+
+            def expect(current_doc: Document) -> None:
+                if self.require_claim(current_doc, principal):
+                    raise ApiError("claim_required", "Claim the study to mark it preliminary.")
+
+        return await self.transition(
+            study_id,
+            target,
+            actor_role=actor_of(principal),
+            actor_name=principal.username,
+            reason=reason,
+            expect=expect,
+        )
+
     async def set_priority(
-        self, doc: Document, priority: Priority, *, actor: str, reason: str | None = None
+        self,
+        doc: Document,
+        priority: Priority,
+        *,
+        actor: str,
+        reason: str | None = None,
+        retry: bool = False,
     ) -> Document:
         changes: Document = {"priority": priority.value, "priority_rank": PRIORITY_RANK[priority]}
         if doc.get("arrived_at") is not None:
@@ -333,7 +404,9 @@ class Studies:
             changes["overdue_alerted"] = False
         if reason:
             changes["priority_reason"] = reason
-        return await self.update_fields(doc, changes, actor=actor, action="study.priority")
+        return await self.update_fields(
+            doc, changes, actor=actor, action="study.priority", retry=retry
+        )
 
     # -- claims ----------------------------------------------------------------------------
 
@@ -357,17 +430,11 @@ class Studies:
             if current is Status.UNREAD:
                 check_transition(current, Status.READING, actor_of(principal))
                 fields.update(status=Status.READING.value, status_at=now)
-            condition: Document = {
-                "_id": study_id,
-                "status": current.value,
-                "$or": [
-                    {"claimed_by": IS_NULL},
-                    {"claimed_by": principal.username},
-                    {"claim_expires_at": {"$lt": now}},
-                ],
-            }
+            fields.update(derived({**doc, **fields}))
+            # Conditional on the version read: the claim checked free above is still free, so
+            # of two racing readers exactly one write matches.
             updated = await self.collection.find_one_and_update(
-                condition,
+                {"_id": study_id, "version": doc["version"]},
                 {"$set": fields, "$inc": {"version": 1}},
                 return_document=ReturnDocument.AFTER,
             )
@@ -386,7 +453,7 @@ class Studies:
                 await self._status_event(doc, current, Status.READING, principal.username, now)
             await self._changed(updated, "claim")
             return updated
-        raise ApiError("already_claimed", "Somebody else claimed the study first.")
+        raise ApiError("stale_version", "The study kept changing; try again.")
 
     def _check_free(self, doc: Mapping[str, Any], username: str, now: float) -> None:
         holder = doc.get("claimed_by")
@@ -428,6 +495,7 @@ class Studies:
             if current is Status.READING:
                 check_transition(current, Status.UNREAD, actor_of(principal))
                 fields.update(status=Status.UNREAD.value, status_at=now)
+            fields.update(derived({**doc, **fields}))
             updated = await self.collection.find_one_and_update(
                 {"_id": study_id, "version": doc["version"]},
                 {"$set": fields, "$inc": {"version": 1}},
@@ -461,6 +529,7 @@ class Studies:
             if back_to_queue:
                 check_transition(Status.READING, Status.UNREAD, SYSTEM)
                 fields.update(status=Status.UNREAD.value, status_at=now)
+            fields.update(derived({**doc, **fields}))
             updated = await self.collection.find_one_and_update(
                 {"_id": doc["_id"], "version": doc["version"]},
                 {"$set": fields, "$inc": {"version": 1}},

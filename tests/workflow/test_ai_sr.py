@@ -79,6 +79,7 @@ def make_sr(
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = generate_uid()
     ds.Modality = "SR"
     if model:
         ds.ManufacturerModelName = model

@@ -95,3 +95,29 @@ async def test_abandoned_claim_expires_on_tick(harness: WorkflowHarness) -> None
     assert row["claimed_by"] is None
     last = harness.of("study.status_changed")[-1].data
     assert (last["from"], last["to"], last["by"]) == ("reading", "unread", "system")
+
+
+async def test_status_endpoint_leaves_owned_moves_to_their_steps(
+    harness: WorkflowHarness,
+) -> None:
+    sid = await unread_study(harness)
+    for target, hint in (("reading", "claim"), ("final", "sign"), ("amended", "addendum")):
+        refused = await harness.call(
+            "POST", f"/api/studies/{sid}/status", "rad1", {"status": target}, 409
+        )
+        assert refused["error"]["code"] == "invalid_transition"
+        assert hint in refused["error"]["message"]
+    await harness.call("POST", f"/api/studies/{sid}/claim", "rad1")
+    back = await harness.call(
+        "POST", f"/api/studies/{sid}/status", "rad1", {"status": "unread"}, 409
+    )
+    assert "release" in back["error"]["message"]
+    other = await harness.call("POST", f"/api/studies/{sid}/report/preliminary", "rad2", status=403)
+    assert other["error"]["code"] == "already_claimed"
+    prelim = await harness.call("POST", f"/api/studies/{sid}/report/preliminary", "rad1")
+    assert prelim["status"] == "preliminary"
+    assert prelim["claimed_by"] == "rad1"
+    signed = await harness.call(
+        "POST", f"/api/studies/{sid}/report/sign", "rad1", {"text": "Final."}, 201
+    )
+    assert signed["version"] == 1

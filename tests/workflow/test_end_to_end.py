@@ -8,9 +8,9 @@ import io
 from pydicom import dcmread
 from pypdf import PdfReader
 
-from server.appkeys import BLOBS, HUB, STORE
+from server.appkeys import HUB, STORE
+from server.dicom.archive import ARCHIVE
 from server.hub import DomainEvent
-from server.workflow.reports import BlobArchiveWriter
 from tests.workflow.conftest import WorkflowHarness
 
 
@@ -96,11 +96,7 @@ async def test_order_to_signed_report_and_ai_alert(harness: WorkflowHarness) -> 
     text = " ".join((p.extract_text() or "") for p in PdfReader(io.BytesIO(await pdf.read())).pages)
     assert "Acute subdural haematoma, 6 mm." in " ".join(text.split())
     sr = dcmread(
-        io.BytesIO(
-            await harness.noctis.app[BLOBS].get(
-                BlobArchiveWriter.key(version["sr_sop_instance_uid"])
-            )
-        )
+        io.BytesIO(await harness.noctis.app[ARCHIVE].instance_bytes(version["sr_sop_instance_uid"]))
     )
     assert sr.StudyInstanceUID == uid
     assert sr.ContentSequence[0].TextValue == "IMPRESSION: Acute subdural haematoma, 6 mm."

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from server.appkeys import HUB, STORE
 from server.auth.roles import Role
+from server.http.errors import ApiError
 from server.hub import DomainEvent
+from server.workflow.query import WorklistQuery
+from server.workflow.status import Status
 from tests.workflow.conftest import WorkflowHarness
 
 
@@ -255,8 +260,11 @@ async def test_worklist_filters_sort_and_paging(harness: WorkflowHarness) -> Non
     assert await ids("?q=w3") == ["W3"]
     assert await ids("?q=.*") == []
     assert await ids("?limit=2&offset=1") == ["W3", "W2"]
-    page = await harness.call("GET", "/api/worklist?limit=2", "rad1")
-    assert page["total"] == 4
+    page = await harness.call("GET", "/api/worklist?limit=2&count=true", "rad1")
+    assert (page["total"], page["has_more"]) == (4, True)
+    last = await harness.call("GET", "/api/worklist?limit=2&offset=2", "rad1")
+    assert (len(last["items"]), last["has_more"]) == (2, False)
+    assert "total" not in last
     await harness.call(
         "POST", f"/api/studies/{made[0]['id']}/assign", "admin", {"username": "rad1"}
     )
@@ -265,6 +273,9 @@ async def test_worklist_filters_sort_and_paging(harness: WorkflowHarness) -> Non
     await harness.call("POST", f"/api/studies/{made[1]['id']}/claim", "rad2")
     assert await ids("?unread=true") == ["W3", "W2", "W0"]
     assert await ids("?status=reading") == ["W1"]
+    assert await ids("?unread=true&status=reading") == []
+    assert await ids("?mine=true&stat=true") == []
+    assert await ids("?unassigned=true&stat=true&modality=CT") == ["W3"]
     assert await ids("?since=2026-03-02T00:00:00Z&until=2026-03-03T00:00:00Z") == [
         "W1",
         "W3",
@@ -289,7 +300,7 @@ async def test_worklist_is_facility_scoped(harness: WorkflowHarness) -> None:
     assert hidden["error"]["code"] == "not_found"
     await harness.call("GET", "/api/worklist?facility=north", "rad1", status=403)
     everything = await harness.call("GET", "/api/worklist?facility=*", "admin")
-    assert everything["total"] == 2
+    assert len(everything["items"]) == 2
     denied = await harness.call("GET", "/api/worklist", "drref", status=403)
     assert denied["error"]["code"] == "forbidden"
 
@@ -297,7 +308,7 @@ async def test_worklist_is_facility_scoped(harness: WorkflowHarness) -> None:
 async def test_overdue_flag_follows_the_clock(harness: WorkflowHarness) -> None:
     study = await harness.order(priority="stat")
     await harness.call("POST", f"/api/studies/{study['id']}/status", "tech", {"status": "unread"})
-    assert (await harness.call("GET", "/api/worklist?overdue=true", "rad1"))["total"] == 0
+    assert (await harness.call("GET", "/api/worklist?overdue=true", "rad1"))["items"] == []
     harness.clock.advance(3601)
     await harness.relogin()
     body = await harness.call("GET", "/api/worklist?overdue=true", "rad1")
@@ -355,3 +366,59 @@ async def test_study_directory_for_the_rooms(harness: WorkflowHarness) -> None:
     studies = harness.workflow.studies
     assert await studies.study_facility(study["study_instance_uid"]) == "main"
     assert await studies.study_facility("9.9.9") is None
+
+
+def test_filters_merge_into_one_flat_filter() -> None:
+    query = WorklistQuery(
+        facilities=("main",),
+        username="rad1",
+        unread=True,
+        overdue=True,
+        statuses=(Status.UNREAD, Status.READING),
+        stat=True,
+        since=1.0,
+        until=2.0,
+    )
+    assert query.mongo_filter(100.0) == {
+        "facility": "main",
+        "status": {"$in": ["unread"]},
+        "due_at": {"$lt": 100.0},
+        "priority": "stat",
+        "study_at": {"$gte": 1.0, "$lt": 2.0},
+    }
+    nothing = WorklistQuery(facilities=None, username="x", unread=True, statuses=(Status.FINAL,))
+    assert nothing.mongo_filter(0.0) == {"status": {"$in": []}}
+
+
+async def test_server_changes_survive_churn_people_see_409(harness: WorkflowHarness) -> None:
+    study = await harness.order()
+    studies = harness.workflow.studies
+    stale = await studies.get(study["id"])
+    await studies.collection.update_one({"_id": study["id"]}, {"$inc": {"version": 1}})
+    with pytest.raises(ApiError) as caught:
+        await studies.update_fields(stale, {"body_part": "HEAD"}, actor="tech", action="t")
+    assert caught.value.code == "stale_version"
+    done = await studies.update_fields(
+        stale, {"body_part": "HEAD"}, actor="system", action="t", retry=True
+    )
+    assert done["body_part"] == "HEAD"
+    assert done["version"] == stale["version"] + 2
+
+
+async def test_step_dates_are_local_to_the_facility(harness: WorkflowHarness) -> None:
+    bad = await harness.call(
+        "PUT",
+        "/api/facilities/main/profile",
+        "admin",
+        {"name": "M", "timezone": "Mars/Olympus"},
+        422,
+    )
+    assert "time zone" in bad["error"]["message"]
+    await harness.call(
+        "PUT", "/api/facilities/main/profile", "admin", {"name": "M", "timezone": "Europe/Paris"}
+    )
+    await harness.call("PUT", "/api/facilities/main/profile", "tech", {"name": "M"}, status=403)
+    await harness.order(accession_number="TZ1", scheduled_at="2026-03-02T23:30:00Z")
+    step = await harness.noctis.app[STORE]["scheduled_procedures"].find_one({"_id": "TZ1"})
+    assert step is not None
+    assert (step["step"]["start_date"], step["step"]["start_time"]) == ("20260303", "003000")

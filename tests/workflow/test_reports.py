@@ -15,8 +15,10 @@ from PIL import Image
 from pydicom import dcmread
 from pypdf import PdfReader
 
-from server.appkeys import BLOBS, STORE
-from server.workflow.reports import BlobArchiveWriter, content_hash
+from server.appkeys import STORE
+from server.auth.guard import AUTH_SERVICE
+from server.dicom.archive import ARCHIVE
+from server.workflow.reports import content_hash
 from server.workflow.sr import BASIC_TEXT_SR
 from tests.support.programs import require_program
 from tests.workflow.conftest import WorkflowHarness
@@ -119,13 +121,13 @@ async def test_pdf_contains_the_report_and_branding(harness: WorkflowHarness) ->
     Image.new("RGB", (40, 20), (200, 30, 30)).save(logo, format="PNG")
     await harness.call(
         "PUT",
-        "/api/facilities/main/branding",
+        "/api/facilities/main/profile",
         "admin",
         {"name": "Saint Example Hospital", "logo_png": base64.b64encode(logo.getvalue()).decode()},
     )
     bad_logo = await harness.call(
         "PUT",
-        "/api/facilities/main/branding",
+        "/api/facilities/main/profile",
         "admin",
         {"name": "X", "logo_png": base64.b64encode(b"\x89PNG\r\n\x1a\nnope").decode()},
         422,
@@ -161,9 +163,7 @@ async def test_sr_round_trips_through_the_archive(harness: WorkflowHarness) -> N
         "POST", f"/api/studies/{sid}/report/sign", "rad1", {"text": REPORT}, 201
     )
     row = await harness.call("GET", f"/api/studies/{sid}", "rad1")
-    data = await harness.noctis.app[BLOBS].get(
-        BlobArchiveWriter.key(version["sr_sop_instance_uid"])
-    )
+    data = await harness.noctis.app[ARCHIVE].instance_bytes(version["sr_sop_instance_uid"])
     ds = dcmread(io.BytesIO(data))
     assert ds.SOPClassUID == BASIC_TEXT_SR
     assert ds.SOPInstanceUID == version["sr_sop_instance_uid"]
@@ -179,9 +179,7 @@ async def test_sr_round_trips_through_the_archive(harness: WorkflowHarness) -> N
     )
     second = dcmread(
         io.BytesIO(
-            await harness.noctis.app[BLOBS].get(
-                BlobArchiveWriter.key(addendum["sr_sop_instance_uid"])
-            )
+            await harness.noctis.app[ARCHIVE].instance_bytes(addendum["sr_sop_instance_uid"])
         )
     )
     assert second.SeriesInstanceUID == ds.SeriesInstanceUID
@@ -197,7 +195,7 @@ async def test_dcmdump_reads_the_sr(harness: WorkflowHarness, tmp_path: Any) -> 
     )
     path = tmp_path / "sr.dcm"
     path.write_bytes(
-        await harness.noctis.app[BLOBS].get(BlobArchiveWriter.key(version["sr_sop_instance_uid"]))
+        await harness.noctis.app[ARCHIVE].instance_bytes(version["sr_sop_instance_uid"])
     )
     process = await asyncio.create_subprocess_exec(
         dcmdump, "+U8", str(path), stdout=PIPE, stderr=PIPE
@@ -298,3 +296,64 @@ async def test_sign_body_is_validated(harness: WorkflowHarness, body: Any) -> No
     error = await harness.call("POST", f"/api/studies/{sid}/report/sign", "rad1", body, 422)
     assert error["error"]["code"] == "validation_failed"
     assert await harness.noctis.app[STORE]["reports"].count_documents({}) == 0
+
+
+class DownArchive:
+    """An archive that refuses the first ``failures`` objects, then keeps what it gets."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.kept: list[tuple[bytes, str]] = []
+
+    async def ingest(self, data: bytes, facility: str) -> object:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("archive unavailable")
+        self.kept.append((data, facility))
+        return None
+
+
+async def test_sr_export_is_retried_until_the_archive_takes_it(harness: WorkflowHarness) -> None:
+    archive = DownArchive(failures=2)
+    harness.workflow.reports.archive = archive
+    sid = await claimed_study(harness)
+    version = await harness.call(
+        "POST", f"/api/studies/{sid}/report/sign", "rad1", {"text": REPORT}, 201
+    )
+    exports = harness.noctis.app[STORE]["report_exports"]
+    pending = await exports.find_one({"_id": version["sr_sop_instance_uid"]})
+    assert pending is not None
+    assert "archive unavailable" in pending["last_error"]
+    assert (await harness.workflow.tick())["reports_exported"] == 0
+    harness.clock.advance(61)
+    assert (await harness.workflow.tick())["reports_exported"] == 0
+    assert archive.kept == []
+    harness.clock.advance(3600)
+    assert (await harness.workflow.tick())["reports_exported"] == 1
+    assert await exports.count_documents({}) == 0
+    data, facility = archive.kept[0]
+    assert facility == "main"
+    ds = dcmread(io.BytesIO(data))
+    assert ds.SOPInstanceUID == version["sr_sop_instance_uid"]
+    assert ds.ContentSequence[0].TextValue == REPORT
+
+
+async def test_a_room_invitation_also_opens_the_reports(harness: WorkflowHarness) -> None:
+    sid = await claimed_study(harness, accession_number="ROOM1")
+    await harness.call("POST", f"/api/studies/{sid}/report/sign", "rad1", {"text": REPORT}, 201)
+    await harness.call("GET", f"/api/studies/{sid}/reports", "drother", status=404)
+    assert (await harness.call("GET", "/api/reports", "drother"))["items"] == []
+    row = await harness.call("GET", f"/api/studies/{sid}", "rad1")
+    other = await harness.noctis.app[AUTH_SERVICE].users.by_username("drother")
+    assert other is not None
+    # What rooms/ stores when a reader invites someone into the study room.
+    await harness.noctis.app[STORE]["study_invitations"].insert_one(
+        {"study_uid": row["study_instance_uid"], "user_id": other.id, "invited_by": "x", "at": 0.0}
+    )
+    opened = await harness.call("GET", f"/api/studies/{sid}/reports", "drother")
+    assert [r["version"] for r in opened["reports"]] == [1]
+    listed = await harness.call("GET", "/api/reports", "drother")
+    assert [i["accession_number"] for i in listed["items"]] == ["ROOM1"]
+    # The physician who ordered it sees it once, not twice.
+    mine = await harness.call("GET", "/api/reports", "drref")
+    assert [i["accession_number"] for i in mine["items"]] == ["ROOM1"]
