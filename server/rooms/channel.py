@@ -1,7 +1,7 @@
 """How the room cores reach clients: a small ``Channel`` protocol, so they never import socketio.
 
-The Socket.IO adapter is a few lines over ``AsyncServer.emit``; tests drive the cores through
-``MemoryChannel``, which records every send and keeps its own room membership.
+The Socket.IO adapter (``socket_channel.py``) is a few lines over ``AsyncServer.emit``; tests
+drive the cores through ``MemoryChannel``, which records every send and keeps its own rooms.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-import socketio
 
 
 class Channel(Protocol):
@@ -22,35 +20,15 @@ class Channel(Protocol):
     async def send_local(self, event: str, *args: Any, sid: str) -> None:
         """Deliver to one connection held by this node, bypassing the inter-node queue."""
 
+    async def call_local(self, event: str, *args: Any, sid: str, wait_s: float) -> bool:
+        """As ``send_local``, then wait for the client's acknowledgement; False if none came."""
+
     async def enter(self, sid: str, room: str) -> None: ...
 
     async def leave(self, sid: str, room: str) -> None: ...
 
     def rooms_of(self, sid: str) -> set[str]:
         """The rooms of a connection held by this node."""
-
-
-class SocketChannel:
-    def __init__(self, sio: socketio.AsyncServer) -> None:
-        self.sio = sio
-
-    async def send(
-        self, event: str, payload: Any, *, room: str, skip_sid: str | None = None
-    ) -> None:
-        await self.sio.emit(event, payload, to=room, skip_sid=skip_sid)
-
-    async def send_local(self, event: str, *args: Any, sid: str) -> None:
-        data: Any = args[0] if len(args) == 1 else tuple(args)
-        await self.sio.emit(event, data, to=sid, ignore_queue=True)
-
-    async def enter(self, sid: str, room: str) -> None:
-        await self.sio.enter_room(sid, room)
-
-    async def leave(self, sid: str, room: str) -> None:
-        await self.sio.leave_room(sid, room)
-
-    def rooms_of(self, sid: str) -> set[str]:
-        return set(self.sio.rooms(sid))
 
 
 @dataclass
@@ -68,6 +46,7 @@ class MemoryChannel:
 
     sent: list[Sent] = field(default_factory=list)
     members: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    unresponsive: set[str] = field(default_factory=set)
 
     async def send(
         self, event: str, payload: Any, *, room: str, skip_sid: str | None = None
@@ -76,6 +55,10 @@ class MemoryChannel:
 
     async def send_local(self, event: str, *args: Any, sid: str) -> None:
         self.sent.append(Sent(event, args[0] if len(args) == 1 else args, sid=sid))
+
+    async def call_local(self, event: str, *args: Any, sid: str, wait_s: float) -> bool:
+        await self.send_local(event, *args, sid=sid)
+        return sid not in self.unresponsive
 
     async def enter(self, sid: str, room: str) -> None:
         self.members[room].add(sid)

@@ -42,12 +42,15 @@ class TokenBucket:
         self.tokens = self.burst
 
     def take(self) -> bool:
+        """Refusals are forgiven only once the bucket has refilled: a client flooding at many
+        times the rate keeps earning the odd token, and must still be cut off."""
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
+        if self.tokens >= self.burst:
+            self.refusals = 0
         if self.tokens >= 1:
             self.tokens -= 1
-            self.refusals = 0
             return True
         self.refusals += 1
         return False

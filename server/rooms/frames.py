@@ -1,18 +1,19 @@
 """Rendered frames over the room: latest wins per viewer, identical renders shared, bounded.
 
-Each connection has one lane: at most one render in flight and one request waiting; a newer
-request replaces the waiting one. Identical requests (same key: everything that changes the
-pixels) in flight at once are rendered once and recently rendered frames are kept, so fifty
-followers of one presenter cost one render. A frame is sent only when the connection's outgoing
-queue is short; while it is not, newer frames replace older ones, so a slow client gets fewer
-frames and never an unbounded queue. Frames go straight to the viewer's own connection on this
-node, never through the inter-node queue.
+Each connection has one lane: at most ``WINDOW`` frames in flight (rendering, or sent and not yet
+acknowledged by the client) and one request waiting; a newer request replaces the waiting one.
+Identical requests (same key: everything that changes the pixels) in flight at once are rendered
+once and recently rendered frames are kept, so fifty followers of one presenter cost one render.
+
+Engine.IO has no backpressure: the aiohttp transport buffers whatever is written, without limit.
+So the frame waits for the client's acknowledgement before the lane moves on, and while it waits
+newer requests replace older ones: a slow client gets fewer frames, never a growing queue. Frames
+go straight to the viewer's own connection on this node, never through the inter-node queue.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections import OrderedDict
@@ -25,6 +26,9 @@ from server.rooms.channel import Channel
 log = logging.getLogger(__name__)
 
 MAX_BACKLOG = 8
+ACK_TIMEOUT_S = 5.0
+# Frames sent and not yet acknowledged per viewer: two keep the pipe busy over one round trip.
+WINDOW = 2
 BACKLOG_WAIT_S = 0.01
 BACKLOG_GIVE_UP_S = 10.0
 RECENT_FRAMES = 64
@@ -95,6 +99,11 @@ class Backlog(Protocol):
 class _Lane:
     busy: bool = False
     pending: tuple[FrameRequest, dict[str, Any]] | None = None
+    window: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WINDOW))
+
+    def take(self) -> tuple[FrameRequest, dict[str, Any]] | None:
+        pending, self.pending = self.pending, None
+        return pending
 
 
 @dataclass
@@ -104,6 +113,7 @@ class FrameStats:
     superseded: int = 0
     sent: int = 0
     skipped_slow: int = 0
+    unacknowledged: int = 0
 
 
 @dataclass
@@ -170,38 +180,63 @@ class FrameRelay:
     async def _drain(self, sid: str, lane: _Lane) -> None:
         try:
             while lane.pending is not None and self._lanes.get(sid) is lane:
-                request, viewport = lane.pending
-                lane.pending = None
+                await lane.window.acquire()
+                pending = lane.take()  # a newer request may have replaced it while we waited
+                if pending is None:
+                    lane.window.release()
+                    break
+                request, viewport = pending
+                sending = False
                 try:
-                    frame = await self.render(request)
-                except ApiError as exc:
-                    await self.channel.send_local(
-                        "frame.error",
-                        {"study_uid": request.study_uid, **exc.as_payload()},
-                        sid=sid,
-                    )
-                    continue
-                if not await self._room_to_send(sid, lane):
-                    continue
-                meta = {
-                    "study_uid": request.study_uid,
-                    "instance_uid": request.instance_uid,
-                    "frame": request.frame,
-                    "key": request.key(),
-                    "content_type": frame.content_type,
-                    "width": frame.width,
-                    "height": frame.height,
-                    "quality": "final",
-                    "viewport": viewport,
-                }
-                await self.channel.send_local("frame", meta, frame.data, sid=sid)
-                self.stats.sent += 1
+                    sending = await self._render_and_send(sid, lane, request, viewport)
+                finally:
+                    if not sending:
+                        lane.window.release()
         except Exception:
             log.exception("frame lane failed", extra={"sid": sid})
         finally:
             lane.busy = False
-            if self._lanes.get(sid) is lane and lane.pending is None:
-                del self._lanes[sid]
+
+    async def _render_and_send(
+        self, sid: str, lane: _Lane, request: FrameRequest, viewport: dict[str, Any]
+    ) -> bool:
+        """True when a frame went out; its window slot is released once it is acknowledged."""
+        try:
+            frame = await self.render(request)
+        except ApiError as exc:
+            await self.channel.send_local(
+                "frame.error", {"study_uid": request.study_uid, **exc.as_payload()}, sid=sid
+            )
+            return False
+        if not await self._room_to_send(sid, lane):
+            return False
+        meta = {
+            "study_uid": request.study_uid,
+            "instance_uid": request.instance_uid,
+            "frame": request.frame,
+            "key": request.key(),
+            "content_type": frame.content_type,
+            "width": frame.width,
+            "height": frame.height,
+            "quality": "final",
+            "viewport": viewport,
+        }
+        self.stats.sent += 1
+        task = asyncio.get_running_loop().create_task(self._acknowledged(sid, lane, meta, frame))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _acknowledged(
+        self, sid: str, lane: _Lane, meta: dict[str, Any], frame: Frame
+    ) -> None:
+        try:
+            if not await self.channel.call_local(
+                "frame", meta, frame.data, sid=sid, wait_s=ACK_TIMEOUT_S
+            ):
+                self.stats.unacknowledged += 1
+        finally:
+            lane.window.release()
 
     async def _room_to_send(self, sid: str, lane: _Lane) -> bool:
         """Wait while the connection is backed up; False when a newer frame should go instead."""
@@ -220,17 +255,3 @@ class NoRenderer:
 
     async def render(self, request: FrameRequest) -> Frame:
         raise ApiError("service_unavailable", "No render service is connected to the rooms.")
-
-
-def engineio_backlog(sio: Any) -> Backlog:
-    """The outgoing queue length of a local Socket.IO connection (engine.io has no backpressure)."""
-
-    def backlog(sid: str) -> int:
-        with contextlib.suppress(Exception):
-            eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
-            socket = sio.eio.sockets.get(eio_sid)
-            if socket is not None:
-                return int(socket.queue.qsize())
-        return 0
-
-    return backlog

@@ -137,12 +137,19 @@ class Rooms:
     # -- sequence, snapshot, resync -------------------------------------------------------
 
     async def resync(self, study_uid: str, since: int | None) -> dict[str, Any]:
+        node = self.presence.node_id
         if since is not None:
             seq, ops = await self.log.since(study_uid, since)
             if ops is not None:
-                return {"ok": True, "mode": "ops", "seq": seq, "ops": ops}
+                return {"ok": True, "mode": "ops", "seq": seq, "ops": ops, "node": node}
         snapshot = await self.snapshot(study_uid)
-        return {"ok": True, "mode": "snapshot", "seq": snapshot["seq"], "snapshot": snapshot}
+        return {
+            "ok": True,
+            "mode": "snapshot",
+            "seq": snapshot["seq"],
+            "snapshot": snapshot,
+            "node": node,
+        }
 
     async def snapshot(self, study_uid: str) -> dict[str, Any]:
         """Room state; seq is read first, so state may already include ops after it (never
@@ -284,15 +291,28 @@ class Rooms:
             return
         room = await self._rooms.find_one({"_id": study_uid}, {"presenter": 1})
         presenter = room.get("presenter") if room else None
-        if presenter and presenter["user_id"] == member.user_id:
+        presenting = bool(presenter and presenter["user_id"] == member.user_id)
+        if payload.get("render", True) or presenting:
+            request = FrameRequest.from_viewport(study_uid, viewport)
+            if payload.get("render", True):
+                self.frames.request(sid, request, viewport)
+        if presenting:
+            # Followers held by this node get the presenter's frame from the shared render;
+            # followers on other nodes see another node id and ask their own node.
+            for follower in self.presence.local_members(study_uid):
+                if follower.following and follower.sid != sid:
+                    self.frames.request(follower.sid, request, viewport)
             await self.channel.send(
                 "follow.viewport",
-                {"study_uid": study_uid, "presenter": presenter, "viewport": viewport},
+                {
+                    "study_uid": study_uid,
+                    "presenter": presenter,
+                    "viewport": viewport,
+                    "node": self.presence.node_id,
+                },
                 room=study_room(study_uid),
                 skip_sid=sid,
             )
-        if payload.get("render", True):
-            self.render(sid, study_uid, viewport)
 
     def render(self, sid: str, study_uid: str, viewport: dict[str, Any]) -> None:
         self.member(sid, study_uid)

@@ -24,15 +24,15 @@ from server.rooms import annotations as annotation_store
 from server.rooms.access import Invitations, StoreStudyDirectory, StudyAccess, StudyDirectory
 from server.rooms.alerts import Alerts
 from server.rooms.annotations import Annotations
-from server.rooms.channel import SocketChannel
 from server.rooms.chat import Chat
 from server.rooms.dispatch import EVENTS
-from server.rooms.frames import FrameRelay, NoRenderer, Renderer, engineio_backlog
+from server.rooms.frames import FrameRelay, NoRenderer, Renderer
 from server.rooms.handlers import register_handlers
 from server.rooms.measure import Measurer, Unmeasured
 from server.rooms.presence import Presence
 from server.rooms.report import ReportDrafts
 from server.rooms.service import Rooms
+from server.rooms.socket_channel import SocketChannel, buffered_bytes, engineio_backlog
 from server.rooms.socket_server import SOCKETIO
 from server.store.database import IndexSpec
 
@@ -53,8 +53,9 @@ INDEXES: list[IndexSpec] = [
     *alerts.INDEXES,
 ]
 
-# A connection with this many packets it has not read is cut off: engine.io queues without bound.
-STALLED_PACKETS = 1000
+# A connection this far behind is cut off: engine.io queues and the transport buffers without bound.
+STALLED_PACKETS = 500
+STALLED_BYTES = 4 << 20
 WATCH_S = 1.0
 
 
@@ -106,7 +107,8 @@ async def _cut_off_stalled(sio: socketio.AsyncServer) -> None:
         await asyncio.sleep(WATCH_S)
         for eio_sid, socket in list(sio.eio.sockets.items()):
             try:
-                if socket.queue.qsize() > STALLED_PACKETS:
+                behind = socket.queue.qsize() > STALLED_PACKETS
+                if behind or buffered_bytes(sio, eio_sid) > STALLED_BYTES:
                     log.warning("cutting off a client that stopped reading", extra={"eio": eio_sid})
                     await sio.eio.disconnect(eio_sid)
             except Exception:

@@ -8,6 +8,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from server.auth.audit import AuditLog
 from server.auth.roles import Role
@@ -31,10 +32,25 @@ OTHER_STUDY = "1.2.840.99.2"
 PASSWORD = "correct horse battery staple"
 
 
-class SliceRenderer:
-    """Renders a synthetic 512x512 CT-like slice with OpenCV: real pixels, real JPEG cost.
+def _phantom(size: int = 512) -> npt.NDArray[np.int16]:
+    """A CT-like slice in HU: air, a water disc with a bone ring, and fixed noise."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    radius = np.hypot(xx - size / 2, yy - size / 2)
+    hu = np.full((size, size), -1000.0)
+    hu[radius < size * 0.42] = 40.0
+    hu[(radius > size * 0.36) & (radius < size * 0.40)] = 900.0
+    hu += np.random.default_rng(5).normal(0, 25, (size, size))
+    return hu.astype(np.int16)
 
-    Stands in for the render service (a separate branch) behind the rooms' ``Renderer``
+
+PHANTOM = _phantom()
+
+
+class SliceRenderer:
+    """Window/level and JPEG-encode a synthetic CT slice with numpy and OpenCV: real pixels,
+    real encoding cost (a few ms a frame), each slice index shifted so frames differ.
+
+    Stands in for the render service (another branch) behind the rooms' ``Renderer``
     protocol; it counts renders so tests can see sharing.
     """
 
@@ -50,15 +66,18 @@ class SliceRenderer:
 
 
 def _render(request: FrameRequest) -> Frame:
-    size = 512
-    yy, xx = np.mgrid[0:size, 0:size]
-    radius = 100 + (request.frame % 300) // 3
-    image = np.where((xx - 256) ** 2 + (yy - 256) ** 2 < radius**2, 200, 30).astype(np.uint8)
-    width, height = request.canvas
-    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    centre = request.window_center if request.window_center is not None else 40.0
+    width = request.window_width if request.window_width is not None else 400.0
+    low = centre - width / 2
+    shifted = np.roll(PHANTOM, request.frame % 300, axis=1)
+    windowed = np.clip(shifted, low, low + width)  # convertScaleAbs would mirror values below
+    grey = cv2.convertScaleAbs(windowed, alpha=255.0 / width, beta=-low * 255.0 / width)
+    columns, rows = request.canvas
+    if (columns, rows) != grey.shape[::-1]:
+        grey = cv2.resize(grey, (columns, rows), interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(".jpg", grey, [cv2.IMWRITE_JPEG_QUALITY, 85])
     assert ok
-    return Frame(encoded.tobytes(), "image/jpeg", width, height)
+    return Frame(encoded.tobytes(), "image/jpeg", columns, rows)
 
 
 class Published(list[DomainEvent]):

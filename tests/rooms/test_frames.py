@@ -73,3 +73,11 @@ async def test_without_a_render_service_viewers_get_an_error() -> None:
     (error,) = channel.received("v", "frame.error")
     catalog().validate_outbound("frame.error", error)
     assert error["error"]["code"] == "service_unavailable"
+
+
+async def test_a_viewer_that_does_not_acknowledge_is_counted() -> None:
+    channel = MemoryChannel(unresponsive={"v"})
+    relay = FrameRelay(SliceRenderer(), channel, lambda sid: 0)
+    relay.request("v", FrameRequest.from_viewport(STUDY, VIEW), VIEW)
+    await _settle(relay)
+    assert relay.stats.unacknowledged == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from server.http.errors import ApiError
@@ -9,7 +11,7 @@ from server.rooms.channel import MemoryChannel
 from server.rooms.presence import Presence
 from server.store.database import Store
 from shared.protocol import catalog
-from tests.rooms.support import STUDY, add_study, make_rooms, make_user
+from tests.rooms.support import STUDY, SliceRenderer, add_study, make_rooms, make_user
 
 VIEW = {"instance_uid": "1.2.3.4", "frame": 10, "canvas": [256, 256], "zoom": 1.5}
 
@@ -77,6 +79,7 @@ async def test_follow_present_handover_step_out_and_stop(store: Store) -> None:
             "study_uid": STUDY,
             "presenter": {"user_id": alice.user_id, "username": "alice"},
             "viewport": VIEW,
+            "node": "node-a",
         }
     ]
     assert channel.received("a", "follow.viewport") == []
@@ -105,3 +108,27 @@ async def test_follow_present_handover_step_out_and_stop(store: Store) -> None:
     await rooms.present(alice, "a", STUDY)
     await rooms.stop_presenting(alice, "a", STUDY)
     assert (await rooms.snapshot(STUDY))["presenter"] is None
+
+
+async def test_local_followers_get_the_presenters_frame_rendered_once(store: Store) -> None:
+    await add_study(store)
+    channel = MemoryChannel()
+    renderer = SliceRenderer()
+    rooms = make_rooms(store, channel, renderer=renderer)
+    alice = await make_user(store, "alice")
+    readers = [await make_user(store, f"reader{n}") for n in range(5)]
+    await rooms.join(alice, "a", STUDY, None)
+    for n, reader in enumerate(readers):
+        await rooms.join(reader, f"r{n}", STUDY, None)
+    rooms.follow("r4", STUDY, False)  # stepped out: renders nothing of the presenter's
+    await rooms.present(alice, "a", STUDY)
+    await rooms.presence_update("a", {"study_uid": STUDY, "viewport": VIEW})
+    while rooms.frames._tasks:
+        await asyncio.gather(*list(rooms.frames._tasks))
+    ((presenter_meta, _),) = channel.received("a", "frame")
+    for n in range(4):
+        ((meta, data),) = channel.received(f"r{n}", "frame")
+        assert meta["key"] == presenter_meta["key"]
+        assert data[:2] == b"\xff\xd8"
+    assert channel.received("r4", "frame") == []
+    assert renderer.renders == 1

@@ -1,0 +1,47 @@
+"""A Noctis server for the rooms load test: the real app, plus a synthetic slice renderer.
+
+The render service lives on another branch; this launcher wires the tests' OpenCV slice
+renderer (real JPEG encoding of a 512x512 slice, so frames cost real CPU) behind the rooms'
+``Renderer`` protocol, and adds one read-only route with the frame relay's counters.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from server.app import AppOptions, build_app
+from server.config import ensure_secret_key, load_settings
+from server.rooms.setup import ROOM_RENDERER, ROOMS
+from tests.rooms.support import SliceRenderer
+
+
+async def stats(request: web.Request) -> web.Response:
+    rooms = request.app[ROOMS]
+    frames = rooms.frames.stats
+    return web.json_response(
+        {
+            "renders": frames.renders,
+            "shared": frames.shared,
+            "superseded": frames.superseded,
+            "sent": frames.sent,
+            "skipped_slow": frames.skipped_slow,
+            "presence_coalesced": rooms.presence.dropped,
+        }
+    )
+
+
+def main() -> None:
+    settings = ensure_secret_key(load_settings())
+    app = build_app(settings, AppOptions(bootstrap_admin=False))
+    app[ROOM_RENDERER] = SliceRenderer()
+    app.router.add_get("/bench/stats", stats)
+    web.run_app(app, host="127.0.0.1", port=settings.http_port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()
