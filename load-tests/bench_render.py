@@ -10,9 +10,9 @@ Orthanc (Debian `orthanc` + `orthanc-dicomweb`) is skipped with a note when not 
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import resource
 import secrets
 import shutil
 import statistics
@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -31,7 +31,7 @@ import aiohttp  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from server.render.decode import decode_bytes  # noqa: E402
+from server.render.decode import decode_bytes, decode_known  # noqa: E402
 from server.render.encode import Encoding, encode  # noqa: E402
 from server.render.voi_lut import Window, render_grey  # noqa: E402
 from tests.support.synthetic import ct_series, write_series  # noqa: E402
@@ -44,25 +44,26 @@ NO_GZIP = {"Accept-Encoding": "identity"}
 # -- data -------------------------------------------------------------------------------------
 
 
-def make_series(directory: Path, slices: int) -> list[str]:
+def make_series(directory: Path, slices: int) -> tuple[str, str, list[str]]:
+    """Write a synthetic CT series into `directory` and add it to the directory's index."""
     datasets = ct_series(slices)
     write_series(directory, datasets)
     uids = [str(ds.SOPInstanceUID) for ds in datasets]
-    index = {
-        "study": str(datasets[0].StudyInstanceUID),
-        "series": str(datasets[0].SeriesInstanceUID),
-        "uids": uids,
-    }
-    (directory / "index.json").write_text(json.dumps(index))
-    return uids
+    study, series = str(datasets[0].StudyInstanceUID), str(datasets[0].SeriesInstanceUID)
+    path = directory / "index.json"
+    index = json.loads(path.read_text()) if path.exists() else {}
+    index[series] = uids
+    path.write_text(json.dumps(index))
+    return study, series, uids
 
 
 class DirectoryArchive:
-    """Reads Part 10 files from disk in a thread, as the DICOM archive will."""
+    """Part 10 files read from disk in a thread: the loader for the scroll memory check, which
+    measures the render service alone (the HTTP phases use the real archive)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.index = json.loads((directory / "index.json").read_text())
+        self.index: dict[str, list[str]] = json.loads((directory / "index.json").read_text())
 
     async def instance_bytes(self, sop_instance_uid: str) -> bytes:
         path = self.directory / f"{sop_instance_uid}.dcm"
@@ -70,10 +71,15 @@ class DirectoryArchive:
             raise KeyError(sop_instance_uid)
         return await asyncio.to_thread(path.read_bytes)
 
-    async def series_instance_uids(self, series_instance_uid: str) -> list[str]:
-        if series_instance_uid != self.index["series"]:
-            raise KeyError(series_instance_uid)
-        return list(self.index["uids"])
+    async def instance(self, sop_instance_uid: str, facility: str | None = None) -> object:
+        if not (self.directory / f"{sop_instance_uid}.dcm").exists():
+            raise KeyError(sop_instance_uid)
+        return sop_instance_uid
+
+    async def series_instance_uids(
+        self, series_instance_uid: str, facility: str | None = None
+    ) -> list[str]:
+        return list(self.index[series_instance_uid])
 
 
 # -- (a) in-process floor ---------------------------------------------------------------------
@@ -111,6 +117,9 @@ def floor(directory: Path, uids: list[str]) -> dict[str, float]:
 
     return {
         "decode": statistics.median(timed(partial(decode_bytes, f), 1) for f in files),
+        "decode_known": statistics.median(
+            timed(partial(decode_known, f, decode_bytes(f).info, 0), 1) for f in files
+        ),
         "numpy_opencv": timed(numpy_opencv, 200),
         "pipeline": timed(pipeline, 200),
     }
@@ -182,9 +191,12 @@ def wrk_load(
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     env = {**os.environ, "BENCH_URLS": str(work / "urls.txt"), "BENCH_THREADS": str(threads)}
-    output = subprocess.run(
-        [*command, base], env=env, capture_output=True, text=True, check=True, timeout=seconds + 60
-    ).stdout
+    finished = subprocess.run(
+        [*command, base], env=env, capture_output=True, text=True, check=False, timeout=seconds + 60
+    )
+    if finished.returncode != 0 or "BENCH " not in finished.stdout:
+        raise RuntimeError(f"wrk failed: {finished.stdout[-500:]} {finished.stderr[-500:]}")
+    output = finished.stdout
     summary = json.loads(output.split("BENCH ", 1)[1].splitlines()[0])
     if summary["errors"] or summary["non2xx"]:
         raise RuntimeError(f"wrk saw errors: {summary}")
@@ -216,15 +228,16 @@ def free_port() -> int:
 # -- Noctis server (child process) --------------------------------------------------------------
 
 
-def serve(directory: Path, port: int, decoded_mb: int) -> None:
-    """Child mode: embedded store + the real app + render routes; prints a token, then serves."""
+def serve(directory: Path, port: int, decoded_mb: int, loader: str) -> None:
+    """Child mode: the real app (embedded store, DICOM archive, auth) with the render routes on
+    the archive; stores the series through STOW-RS, prints a reader's token, then serves."""
     from aiohttp import web
 
     from server.app import AppOptions, build_app
     from server.auth.guard import AUTH_SERVICE
     from server.auth.roles import Role
     from server.config import Settings
-    from server.http.render_routes import setup_render_routes
+    from server.http.render_routes import RENDER_ARCHIVE, RENDER_SETTINGS
     from server.render.service import RenderSettings
     from tests.support.servers import embedded_store
 
@@ -237,32 +250,44 @@ def serve(directory: Path, port: int, decoded_mb: int) -> None:
             http_port=port,
         )
         app = build_app(settings, AppOptions(bootstrap_admin=False))
-        render_settings = RenderSettings(decoded_cache_bytes=decoded_mb << 20)
-        setup_render_routes(app, lambda _app: DirectoryArchive(directory), render_settings)
+        app[RENDER_SETTINGS] = RenderSettings(decoded_cache_bytes=decoded_mb << 20)
+        if loader == "files":
+            app[RENDER_ARCHIVE] = DirectoryArchive(directory)
+        base = f"http://127.0.0.1:{port}"
+
+        async def token(session: aiohttp.ClientSession, username: str, role: Role) -> str:
+            password = secrets.token_urlsafe(16)
+            await app[AUTH_SERVICE].users.create(username, password, role, "main")
+            body = {"username": username, "password": password}
+            async with session.post(f"{base}/api/auth/login", json=body) as response:
+                return str((await response.json())["access_token"])
 
         async def main() -> None:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", port).start()
-            service = app[AUTH_SERVICE]
-            await service.users.create(
-                "bench", "correct horse battery staple", Role.RADIOLOGIST, "main"
-            )
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(
-                    f"http://127.0.0.1:{port}/api/auth/login",
-                    json={"username": "bench", "password": "correct horse battery staple"},
-                ) as response,
-            ):
-                token = (await response.json())["access_token"]
-            print(token, flush=True)
+            async with aiohttp.ClientSession() as session:
+                uploader = await token(session, "benchtech", Role.TECHNICIAN)
+                reader = await token(session, "bench", Role.RADIOLOGIST)
+            if loader == "archive":
+                await asyncio.to_thread(stow, base, uploader, directory)
+            print(reader, flush=True)
             await asyncio.Event().wait()
 
         import logging
 
         logging.disable(logging.INFO)
         asyncio.run(main())
+
+
+def stow(base: str, token: str, directory: Path) -> None:
+    import pydicom
+    from dicomweb_client.api import DICOMwebClient
+
+    client = DICOMwebClient(f"{base}/dicom-web", headers={"Authorization": f"Bearer {token}"})
+    paths = sorted(directory.glob("*.dcm"))
+    for start in range(0, len(paths), 25):
+        client.store_instances([pydicom.dcmread(p) for p in paths[start : start + 25]])
 
 
 # -- memory while scrolling (child process) -----------------------------------------------------
@@ -273,9 +298,11 @@ def scroll(directory: Path, decoded_mb: int, encoded_mb: int) -> None:
     from server.render.service import RenderService, RenderSettings
     from server.render.viewport import Viewport
 
-    def rss_mb() -> float:
+    def rss_mb(field: str = "VmRSS:") -> float:
+        """VmRSS now, or VmHWM (this process image's peak; ru_maxrss would include the
+        parent's memory from before exec)."""
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
         return 0.0
 
@@ -285,7 +312,7 @@ def scroll(directory: Path, decoded_mb: int, encoded_mb: int) -> None:
             decoded_cache_bytes=decoded_mb << 20, encoded_cache_bytes=encoded_mb << 20
         )
         service = RenderService(archive, settings)
-        uids = archive.index["uids"]
+        series, uids = next(iter(archive.index.items()))
         await service.render(RenderRequest(uids[0]))
         baseline = rss_mb()
         started = time.perf_counter()
@@ -293,7 +320,7 @@ def scroll(directory: Path, decoded_mb: int, encoded_mb: int) -> None:
             await service.render_for_viewer(
                 "scroller",
                 RenderRequest(uid, viewport=Viewport(canvas=(1024, 1024))),
-                series_instance_uid=archive.index["series"],
+                series_instance_uid=series,
             )
         elapsed = time.perf_counter() - started
         await service.wait_idle()
@@ -308,7 +335,7 @@ def scroll(directory: Path, decoded_mb: int, encoded_mb: int) -> None:
         return result
 
     result = asyncio.run(main())
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = rss_mb("VmHWM:")
     print(json.dumps(result))
 
 
@@ -375,15 +402,18 @@ def line(name: str, figures: Figures) -> None:
 
 
 def noctis_phases(
-    base: str, token: str, uids: list[str], seconds: float, work: Path
+    base: str, token: str, uids: list[str], seconds: float, work: Path, *, warm_too: bool
 ) -> dict[str, Figures]:
     auth = {**NO_GZIP, "Authorization": f"Bearer {token}"}
-    results = {}
+    results: dict[str, Figures] = {}
+    # The reader has opened the series once (header facts and facility check known, as for
+    # any series being read); "first sight" below measures instances never touched before.
+    opened = [f"/api/render/instances/{uid}/frames/1?window=0,100" for uid in uids]
+    asyncio.run(load([base + path for path in opened], 4, auth, 60))
     offset = 0
-    print("(b) Noctis HTTP /api/render/instances/{uid}/frames/1, 512x512 CT, JPEG q85")
     for clients in (1, 8, 32):
-        # Every request a new (slice, window) key, so nothing is cached; the server's decoded
-        # cache holds 32 of the 200 slices, so the slice is decoded again as well.
+        # Every request a new (slice, window) key, so no render is cached. Whether the slice's
+        # pixels are still decoded depends on the server's decoded cache (see the callers).
         paths = [
             f"/api/render/instances/{uids[(offset + i) % len(uids)]}/frames/1"
             f"?window={WINDOW[0] + offset + i:g},{WINDOW[1]:g}&jpeg={QUALITY}"
@@ -393,6 +423,8 @@ def noctis_phases(
         figures = run_load(base, paths, clients, auth, seconds, work)
         results[f"cold{clients}"] = figures
         line(f"cold (new slice+window), {clients} client(s)", figures)
+    if not warm_too:
+        return results
     warm = [
         f"/api/render/instances/{uids[i]}/frames/1?window=40,400&jpeg={QUALITY}" for i in range(4)
     ]
@@ -402,6 +434,30 @@ def noctis_phases(
         results[f"warm{clients}"] = figures
         line(f"warm (shared render), {clients} client(s)", figures)
     return results
+
+
+@contextlib.contextmanager
+def noctis_server(series_dir: Path, loader: str, decoded_mb: int) -> Iterator[tuple[str, str]]:
+    port = free_port()
+    command = [sys.executable, __file__, "--serve", str(series_dir), "--port", str(port)]
+    command += ["--decoded-mb", str(decoded_mb), "--loader", loader]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE)
+    try:
+        assert server.stdout is not None
+        yield f"http://127.0.0.1:{port}", server.stdout.readline().decode().strip()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def first_sight(base: str, token: str, unseen: list[str]) -> None:
+    """Instances the server has never seen: the header is parsed too (aiohttp client, one
+    request per instance, so counts are exact)."""
+    auth = {**NO_GZIP, "Authorization": f"Bearer {token}"}
+    print("  first sight (instance never read before; aiohttp client):")
+    for clients, chunk in ((1, unseen[:100]), (8, unseen[100:])):
+        urls = [f"{base}/api/render/instances/{uid}/frames/1?jpeg={QUALITY}" for uid in chunk]
+        line(f"  first sight, {clients} client(s)", asyncio.run(load(urls, clients, auth, 60)))
 
 
 def orthanc_phases(
@@ -454,6 +510,12 @@ def summarize(noctis: dict[str, Figures], orthanc: dict[str, Figures], floor_tot
         f"  cold p50 at 1 client {noctis['cold1'][0]:.2f} ms vs 2x floor incl. decode "
         f"{2 * floor_total:.2f} ms (target <=)"
     )
+    for key, label in (("redecode", "re-reading + decoding"), ("files", "decoding, no store")):
+        print(
+            f"  {label}: cold {noctis[f'{key}_cold8'][2]:.0f} frames/s at 8 clients"
+            f" ({noctis[f'{key}_cold8'][2] / faster:.2f}x), p50 {noctis[f'{key}_cold1'][0]:.2f} ms"
+            " at 1 client"
+        )
 
 
 def load_average() -> str:
@@ -490,9 +552,10 @@ def main() -> None:
     parser.add_argument("--decoded-mb", type=int, default=256)
     parser.add_argument("--encoded-mb", type=int, default=64)
     parser.add_argument("--scroll-slices", type=int, default=1000)
+    parser.add_argument("--loader", choices=("archive", "files"), default="archive")
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.port, args.decoded_mb)
+        serve(args.serve, args.port, args.decoded_mb, args.loader)
         return
     if args.scroll:
         scroll(args.scroll, args.decoded_mb, args.encoded_mb)
@@ -503,8 +566,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="noctis-bench-") as tmp:
         work = Path(tmp)
         series_dir = work / "series"
-        uids = make_series(series_dir, 200)
-        index = json.loads((series_dir / "index.json").read_text())
+        study, series, uids = make_series(series_dir, 200)
+        _, _, unseen = make_series(series_dir, 200)
         figures = floor(series_dir, uids)
         floor_total = figures["pipeline"] + figures["decode"]
         print("(a) in-process floor, one 512x512 CT frame, one thread, median")
@@ -512,17 +575,24 @@ def main() -> None:
         print(f"  Noctis pipeline W/L + JPEG q{QUALITY}:       {figures['pipeline']:6.2f} ms")
         print(f"  decode (dcmread + header + pixels):  {figures['decode']:6.2f} ms")
         print(f"  floor incl. decode:                  {floor_total:6.2f} ms")
+        print(f"  decode when the header is known:     {figures['decode_known']:6.2f} ms")
 
-        port = free_port()
-        command = [sys.executable, __file__, "--serve", str(series_dir), "--port", str(port)]
-        server = subprocess.Popen([*command, "--decoded-mb", "16"], stdout=subprocess.PIPE)
-        try:
-            assert server.stdout is not None
-            token = server.stdout.readline().decode().strip()
-            noctis = noctis_phases(f"http://127.0.0.1:{port}", token, uids, seconds, work)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        print("(b) Noctis HTTP /api/render/instances/{uid}/frames/1, 512x512 CT, JPEG q85")
+        print("  real app (embedded store, DICOM archive with the series STOW-RS'd, auth, facility")
+        print("  check), default caches: the decoded slices stay cached after the series is")
+        print("  opened, as Orthanc's 128 MB storage cache keeps its files")
+        with noctis_server(series_dir, "archive", 512) as (base, token):
+            noctis = noctis_phases(base, token, uids, seconds, work, warm_too=True)
+            first_sight(base, token, unseen)
+        print("  decoded cache cut to 16 MB (32 of 200 slices): every request also reads the")
+        print("  archive and decodes")
+        with noctis_server(series_dir, "archive", 16) as (base, token):
+            redecode = noctis_phases(base, token, uids, seconds, work, warm_too=False)
+        print("  the same with the archive replaced by a plain file loader (no store lookup)")
+        with noctis_server(series_dir, "files", 16) as (base, token):
+            files = noctis_phases(base, token, uids, seconds, work, warm_too=False)
+        noctis.update({f"redecode_{k}": v for k, v in redecode.items()})
+        noctis.update({f"files_{k}": v for k, v in files.items()})
 
         orthanc = start_orthanc(work)
         if orthanc is None:
@@ -531,9 +601,7 @@ def main() -> None:
             process, orthanc_port = orthanc
             try:
                 ids = asyncio.run(upload_orthanc(orthanc_port, series_dir, uids))
-                theirs = orthanc_phases(
-                    orthanc_port, ids, uids, index["study"], index["series"], seconds, work
-                )
+                theirs = orthanc_phases(orthanc_port, ids, uids, study, series, seconds, work)
             finally:
                 process.terminate()
                 process.wait(timeout=30)

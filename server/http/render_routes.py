@@ -6,9 +6,11 @@ aiohttp. Responses are never compressed on the fly (JPEG/PNG do not shrink and g
 content.
 """
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from aiohttp import web
 
@@ -51,25 +53,44 @@ RENDER_SERVICE = web.AppKey("render_service", RenderService)
 CACHE_CONTROL = "private, max-age=86400"
 THUMBNAIL = Viewport(canvas=(128, 128))
 AUDIT_EVERY_S = 600.0
+SCOPE_TTL_S = 60.0
 
 routes = web.RouteTableDef()
 
 
+class RenderArchive(InstanceLoader, Protocol):
+    """The archive as these routes need it: the render service's loader plus a facility-scoped
+    lookup (`server.dicom.archive.Archive` implements it structurally). Unknown or out of
+    scope raises KeyError."""
+
+    async def instance(self, sop_instance_uid: str, facility: str | None = None) -> object: ...
+
+    async def series_instance_uids(
+        self, series_instance_uid: str, facility: str | None = None
+    ) -> list[str]: ...
+
+
+RENDER_ARCHIVE = web.AppKey[RenderArchive]("render_archive")
+RENDER_SETTINGS = web.AppKey("render_settings", RenderSettings)
+
+
 def setup_render_routes(
-    app: web.Application,
-    loader_from: Callable[[web.Application], InstanceLoader],
-    settings: RenderSettings | None = None,
+    app: web.Application, archive_from: Callable[[web.Application], RenderArchive]
 ) -> None:
     """Add the render service (as a cleanup context) and its routes.
 
-    `loader_from` is called at start-up, after the contexts registered before this one, so the
-    DICOM archive can be built by its own context and handed over here.
+    `archive_from` is called at start-up, after the contexts registered before this one, so
+    the DICOM archive built by its own context is handed over here (e.g. `app[ARCHIVE]`).
+    Before start-up, `app[RENDER_ARCHIVE]` replaces that archive (tests, benchmarks) and
+    `app[RENDER_SETTINGS]` the default cache sizes and qualities.
     """
 
     async def render_ctx(app: web.Application) -> AsyncIterator[None]:
-        service = RenderService(loader_from(app), settings)
+        archive = app.get(RENDER_ARCHIVE) or archive_from(app)
+        service = RenderService(archive, app.get(RENDER_SETTINGS))
         app[RENDER_SERVICE] = service
         app[_ACCESS] = _AccessAudit()
+        app[_SCOPE] = _FacilityScope(archive)
         yield
         await service.close()
 
@@ -108,9 +129,70 @@ class _AccessAudit:
 _ACCESS = web.AppKey("render_access_audit", _AccessAudit)
 
 
-async def _viewer(request: web.Request) -> tuple[Principal, RenderService]:
+class _FacilityScope:
+    """Whether a reader's facility may see an instance or series, remembered for a minute.
+
+    Renders are cached and shared across facilities by UID, so the check happens here, before
+    any cached pixels are served; remembering positive answers keeps a store lookup off the
+    path of every scrolled frame.
+    """
+
+    def __init__(self, archive: RenderArchive, limit: int = 100_000) -> None:
+        self._archive = archive
+        self._seen: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._limit = limit
+
+    async def check(self, principal: Principal, *, instance: str = "", series: str = "") -> None:
+        if principal.can(Permission.CROSS_FACILITY):
+            return
+        key = (principal.facility, instance, series)
+        now = time.monotonic()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen < SCOPE_TTL_S:
+            return
+        try:
+            if instance:
+                await self._archive.instance(instance, principal.facility)
+            else:
+                await self._archive.series_instance_uids(series, principal.facility)
+        except KeyError:
+            what = f"instance {instance}" if instance else f"series {series}"
+            raise ApiError(NOT_FOUND, f"no {what}") from None
+        self._seen[key] = now
+        self._seen.move_to_end(key)
+        while len(self._seen) > self._limit:
+            self._seen.popitem(last=False)
+
+
+_SCOPE = web.AppKey("render_facility_scope", _FacilityScope)
+
+
+async def _viewer(
+    request: web.Request, *, instance: str = "", series: str = ""
+) -> tuple[Principal, RenderService]:
+    """The reader, allowed to view images and to see this instance or series."""
     principal = await require(request, Permission.IMAGES_VIEW)
+    if instance or series:
+        await request.app[_SCOPE].check(principal, instance=instance, series=series)
     return principal, request.app[RENDER_SERVICE]
+
+
+async def _render_checked(
+    request: web.Request, principal: Principal, render: RenderRequest
+) -> RenderedFrame:
+    """Render while the facility check runs, so a first-sight frame waits for the slower of
+    the two archive lookups rather than their sum; nothing is served unless the check passes
+    (its refusal wins over any render error, so existence elsewhere does not leak)."""
+    check, rendered = await asyncio.gather(
+        request.app[_SCOPE].check(principal, instance=render.sop_instance_uid),
+        request.app[RENDER_SERVICE].render(render),
+        return_exceptions=True,
+    )
+    if isinstance(check, BaseException):
+        raise check
+    if isinstance(rendered, BaseException):
+        raise rendered
+    return rendered
 
 
 def _api_error(exc: RenderError) -> ApiError:
@@ -144,7 +226,7 @@ async def frame_image(request: web.Request) -> web.StreamResponse:
             quality=parse_quality(query.get("quality")),
             jpeg_quality=parse_jpeg_quality(query.get("jpeg")),
         )
-        result = await service.render(render)
+        result = await _render_checked(request, principal, render)
         info = await _info(service, render.sop_instance_uid)
         await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
         return _image(request, result)
@@ -154,7 +236,7 @@ async def frame_image(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/render/instances/{sop}/frames/{frame}/tiles/{level}/{x}/{y}")
 async def tile_image(request: web.Request) -> web.StreamResponse:
-    principal, service = await _viewer(request)
+    principal, service = await _viewer(request, instance=request.match_info["sop"])
     try:
         query = request.query
         try:
@@ -181,7 +263,7 @@ async def tile_image(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/render/series/{series}/mpr/{plane}/{index}")
 async def mpr_image(request: web.Request) -> web.StreamResponse:
-    principal, service = await _viewer(request)
+    principal, service = await _viewer(request, series=request.match_info["series"])
     try:
         query = request.query
         try:
@@ -217,7 +299,7 @@ async def mpr_image(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/render/instances/{sop}/info")
 async def instance_info(request: web.Request) -> web.Response:
     """What a viewer needs before asking for pixels: size, frames, presets, calibration."""
-    principal, service = await _viewer(request)
+    principal, service = await _viewer(request, instance=request.match_info["sop"])
     try:
         info = await _info(service, request.match_info["sop"])
     except RenderError as exc:
@@ -241,9 +323,9 @@ async def instance_info(request: web.Request) -> web.Response:
                 {
                     "name": p.name,
                     "label": p.label,
-                    "center": p.window.center,
-                    "width": p.window.width,
-                    "function": p.window.function.value,
+                    "center": p.window.center if p.window else None,
+                    "width": p.window.width if p.window else None,
+                    "function": p.window.function.value if p.window else "LUT",
                 }
                 for p in presets_for(info)
             ],
@@ -258,6 +340,7 @@ DICOMWEB_INSTANCE = "/dicom-web/studies/{study}/series/{series}/instances/{sop}"
 
 @routes.get(DICOMWEB_INSTANCE + "/rendered")
 async def dicomweb_instance_rendered(request: web.Request) -> web.StreamResponse:
+    """Multi-frame instances render their first frame (no multipart or video here)."""
     return await _dicomweb(request, frame="1", default_viewport=Viewport())
 
 
@@ -276,9 +359,24 @@ async def dicomweb_frame_thumbnail(request: web.Request) -> web.StreamResponse:
     return await _dicomweb(request, frame=request.match_info["frames"], default_viewport=THUMBNAIL)
 
 
+@routes.get("/dicom-web/studies/{study}/series/{series}/thumbnail")
+async def dicomweb_series_thumbnail(request: web.Request) -> web.StreamResponse:
+    """The series' middle instance, as readers recognise a series by its middle slice."""
+    _, service = await _viewer(request, series=request.match_info["series"])
+    try:
+        members = await service.series_instance_uids(request.match_info["series"])
+    except RenderError as exc:
+        raise _api_error(exc) from None
+    if not members:
+        raise ApiError(NOT_FOUND, "the series has no instances")
+    middle = members[len(members) // 2]
+    return await _dicomweb(request, frame="1", default_viewport=THUMBNAIL, sop=middle)
+
+
 async def _dicomweb(
-    request: web.Request, *, frame: str, default_viewport: Viewport
+    request: web.Request, *, frame: str, default_viewport: Viewport, sop: str | None = None
 ) -> web.StreamResponse:
+    sop = sop or request.match_info["sop"]
     principal, service = await _viewer(request)
     try:
         if "," in frame:
@@ -288,13 +386,14 @@ async def _dicomweb(
         lossless = _accepts_png_only(request.headers.get("Accept", ""))
         query = request.query
         render = RenderRequest(
-            sop_instance_uid=request.match_info["sop"],
+            sop_instance_uid=sop,
             frame=parse_frame(frame),
             window=parse_window(query.get("window")),
             viewport=parse_dicomweb_viewport(query.get("viewport"), default_viewport),
             quality=Quality.LOSSLESS if lossless else Quality.FINAL,
             jpeg_quality=None if lossless else parse_jpeg_quality(query.get("quality")),
         )
+        result = await _render_checked(request, principal, render)
         info = await _info(service, render.sop_instance_uid)
         if (info.study_instance_uid, info.series_instance_uid) != (
             request.match_info["study"],
@@ -302,7 +401,7 @@ async def _dicomweb(
         ):
             raise RenderError(NOT_FOUND, "the instance is not in that study and series")
         await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
-        return _image(request, await service.render(render))
+        return _image(request, result)
     except RenderError as exc:
         raise _api_error(exc) from None
 

@@ -7,7 +7,7 @@ so no locks.
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -29,6 +29,10 @@ class ByteLru(Generic[K, V]):
 
     def __contains__(self, key: K) -> bool:
         return key in self._items
+
+    def __iter__(self) -> Iterator[K]:
+        """Keys, oldest first (a snapshot, safe to use while the cache changes)."""
+        return iter(list(self._items))
 
     def get(self, key: K) -> V | None:
         item = self._items.get(key)
@@ -66,6 +70,12 @@ class SingleFlight(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._running)
+
+    async def cancel_all(self) -> None:
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def running(self, key: K) -> bool:
         return key in self._running

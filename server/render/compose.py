@@ -10,9 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from server.render.decode import DecodedFrame
-from server.render.errors import INVALID_WINDOW, RenderError
 from server.render.header import ImageInfo
-from server.render.presets import preset_window
+from server.render.presets import preset_voi
 from server.render.tiles import TileBox, shrink_tile
 from server.render.viewport import Viewport, apply_viewport
 from server.render.voi_lut import Voi, VoiFunction, Window, render_grey
@@ -24,18 +23,13 @@ def choose_voi(
     *,
     window: Window | None = None,
     preset: str | None = None,
-    voi_lut_index: int | None = None,
 ) -> Voi:
-    """An explicit window, else a named preset, else a VOI LUT by index, else the object's
-    first window, first VOI LUT, or finally the frame's full value range."""
+    """An explicit window, else a named preset (which may be one of the object's VOI LUTs),
+    else the object's first window, its first VOI LUT, or finally the frame's value range."""
     if window is not None:
         return window
     if preset is not None:
-        return preset_window(info, preset)
-    if voi_lut_index is not None:
-        if not 0 <= voi_lut_index < len(info.voi_luts):
-            raise RenderError(INVALID_WINDOW, f"the object has {len(info.voi_luts)} VOI LUTs")
-        return info.voi_luts[voi_lut_index]
+        return preset_voi(info, preset)
     if info.windows:
         return info.windows[0]
     if info.voi_luts:

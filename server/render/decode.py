@@ -19,6 +19,8 @@ from pydicom.pixels.utils import pixel_array
 from server.render.errors import FRAME_OUT_OF_RANGE, UNDECODABLE, RenderError
 from server.render.header import ImageInfo, image_info
 
+PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+
 
 @dataclass(frozen=True, eq=False)
 class DecodedFrame:
@@ -64,7 +66,7 @@ def decode_frame(ds: Dataset, info: ImageInfo, frame: int) -> DecodedFrame:
         raise RenderError(UNDECODABLE, f"decoded shape {pixels.shape}, expected {expected}")
     pixels = np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("="))
     pixels.setflags(write=False)
-    return DecodedFrame(info=info, frame=frame, pixels=pixels)
+    return DecodedFrame(info=info.for_frame(frame), frame=frame, pixels=pixels)
 
 
 def decode_bytes(data: bytes, frame: int = 0) -> DecodedFrame:
@@ -85,20 +87,70 @@ def _native_grey(ds: Dataset, info: ImageInfo, frame: int) -> npt.NDArray[Any] |
         or syntax.is_compressed
         or not syntax.is_little_endian
         or syntax.is_deflated
-        or info.bits_allocated not in (8, 16)
-        or info.samples_per_pixel != 1
+        or not _plain_grey(info)
     ):
         return None
+    data = ds.PixelData
+    if not isinstance(data, bytes) or len(data) < info.frames * _frame_bytes(info):
+        raise RenderError(UNDECODABLE, "Pixel Data is shorter than Rows x Columns x frames")
+    return _frame_view(data, 0, info, frame)
+
+
+def decode_known(data: bytes, info: ImageInfo, frame: int) -> DecodedFrame:
+    """Decode an instance whose header was read before (a SOP Instance UID names immutable
+    content): uncompressed greyscale Pixel Data is found at the end of the file without
+    parsing the header again, which is most of a cold frame's cost; anything else is parsed.
+    """
+    offset = _trailing_pixel_data(data, info)
+    if offset is None:
+        return decode_frame(read_dataset(data), info, frame)
+    if not 0 <= frame < info.frames:
+        raise RenderError(
+            FRAME_OUT_OF_RANGE, f"frame {frame + 1} requested, the object has {info.frames}"
+        )
+    pixels = _frame_view(data, offset, info, frame)
+    pixels.setflags(write=False)
+    return DecodedFrame(info=info.for_frame(frame), frame=frame, pixels=pixels)
+
+
+def _trailing_pixel_data(data: bytes, info: ImageInfo) -> int | None:
+    """Offset of the Pixel Data value if it is the file's last element, else None.
+
+    The element header is checked right before the value (tag, VR, length equal to the
+    size the header promises), so a match cannot be a coincidence inside pixel values: the
+    value must end exactly at the end of the file.
+    """
+    if info.pixel_encoding is None or not _plain_grey(info):
+        return None
+    size = info.frames * _frame_bytes(info)
+    padded = size + (size & 1)
+    start = len(data) - padded
+    header = 12 if info.pixel_encoding == "explicit" else 8
+    if start - header < 0 or data[start - header : start - header + 4] != PIXEL_DATA_TAG:
+        return None
+    if info.pixel_encoding == "explicit" and data[start - 8 : start - 6] not in (b"OW", b"OB"):
+        return None
+    if int.from_bytes(data[start - 4 : start], "little") != padded:
+        return None
+    return start
+
+
+def _plain_grey(info: ImageInfo) -> bool:
+    return not info.is_color and info.bits_allocated in (8, 16) and info.samples_per_pixel == 1
+
+
+def _frame_bytes(info: ImageInfo) -> int:
+    return info.rows * info.columns * (info.bits_allocated // 8)
+
+
+def _frame_view(data: bytes, offset: int, info: ImageInfo, frame: int) -> npt.NDArray[Any]:
+    """One frame's stored values, masked to Bits Stored, copied unless it is the whole buffer."""
     itemsize = info.bits_allocated // 8
     count = info.rows * info.columns
-    data = ds.PixelData
-    if not isinstance(data, bytes) or len(data) < (frame + 1) * count * itemsize:
-        raise RenderError(UNDECODABLE, "Pixel Data is shorter than Rows x Columns x frames")
     kind = "i" if info.signed else "u"
     pixels = np.frombuffer(
-        data, dtype=f"<{kind}{itemsize}", count=count, offset=frame * count * itemsize
-    )
-    pixels = pixels.reshape(info.rows, info.columns)
+        data, dtype=f"<{kind}{itemsize}", count=count, offset=offset + frame * count * itemsize
+    ).reshape(info.rows, info.columns)
     unused = info.bits_allocated - info.bits_stored
     if unused == 0:
         # A view into a multi-frame buffer would keep every frame alive in the cache.

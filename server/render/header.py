@@ -5,7 +5,7 @@ Reading attributes once keeps pydicom datasets out of the render path and the ca
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from server.render.errors import TOO_LARGE, UNDECODABLE, UNSUPPORTED, RenderError
@@ -19,6 +19,16 @@ COLOR_PHOTOMETRICS = frozenset(
     {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR"}
 )
 GREY_PHOTOMETRICS = frozenset({"MONOCHROME1", "MONOCHROME2"})
+
+
+@dataclass(frozen=True, eq=False)
+class FrameFacts:
+    """What an enhanced multi-frame object may set per frame (Per-Frame Functional Groups),
+    already resolved against the shared groups and the top level."""
+
+    modality_lut: ModalityLut
+    windows: tuple[Window, ...]
+    image_position: tuple[float, float, float] | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +55,20 @@ class ImageInfo:
     image_position: tuple[float, float, float] | None
     image_orientation: tuple[float, float, float, float, float, float] | None
     instance_number: int | None
+    pixel_encoding: str | None = None
+    frame_facts: tuple[FrameFacts, ...] = ()
+
+    def for_frame(self, frame: int) -> "ImageInfo":
+        """This object as frame `frame` sees it (itself unless frames differ)."""
+        if not self.frame_facts:
+            return self
+        facts = self.frame_facts[frame]
+        return replace(
+            self,
+            modality_lut=facts.modality_lut,
+            windows=facts.windows,
+            image_position=facts.image_position,
+        )
 
     @property
     def is_color(self) -> bool:
@@ -93,7 +117,27 @@ def image_info(ds: Any) -> ImageInfo:
     plane = _first(shared, "PlaneOrientationSequence")
     position = _first(shared, "PlanePositionSequence")
     spacing, source = _spacing(measures or ds, ds)
-    return ImageInfo(
+    modality_lut = _modality(ds, modality_source, signed, little_endian)
+    windows = _windows(voi_source)
+    image_position = _vector3((position or ds).get("ImagePositionPatient"))
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or ()
+    facts: tuple[FrameFacts, ...] = ()
+    if len(per_frame) == frames:
+        facts = tuple(
+            FrameFacts(
+                modality_lut=_modality(ds, own, signed, little_endian)
+                if (own := _first(item, "PixelValueTransformationSequence"))
+                else modality_lut,
+                windows=_windows(own_voi)
+                if (own_voi := _first(item, "FrameVOILUTSequence"))
+                else windows,
+                image_position=_vector3(own_position.get("ImagePositionPatient"))
+                if (own_position := _first(item, "PlanePositionSequence"))
+                else image_position,
+            )
+            for item in per_frame
+        )
+    info = ImageInfo(
         sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
         series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
         study_instance_uid=str(ds.get("StudyInstanceUID", "")),
@@ -106,8 +150,8 @@ def image_info(ds: Any) -> ImageInfo:
         bits_allocated=bits_allocated,
         bits_stored=bits_stored,
         signed=signed,
-        modality_lut=_modality(ds, modality_source, signed, little_endian),
-        windows=_windows(voi_source),
+        modality_lut=modality_lut,
+        windows=windows,
         voi_luts=tuple(
             parse_lut(item, signed=signed, little_endian=little_endian)
             for item in (voi_source.get("VOILUTSequence") or ())
@@ -117,10 +161,13 @@ def image_info(ds: Any) -> ImageInfo:
         pixel_spacing=spacing,
         spacing_source=source,
         aspect=_aspect(ds, spacing),
-        image_position=_vector3((position or ds).get("ImagePositionPatient")),
+        image_position=image_position,
         image_orientation=_vector6((plane or ds).get("ImageOrientationPatient")),
         instance_number=_int_or_none(ds.get("InstanceNumber")),
+        pixel_encoding=_pixel_encoding(ds),
+        frame_facts=facts,
     )
+    return info.for_frame(0)
 
 
 def _modality(ds: Any, source: Any, signed: bool, little_endian: bool) -> ModalityLut:
@@ -169,6 +216,16 @@ def _aspect(ds: Any, spacing: tuple[float, float] | None) -> tuple[float, float]
     if ratio is not None and ratio[0] > 0 and ratio[1] > 0:
         return ratio[0], ratio[1]
     return 1.0, 1.0
+
+
+def _pixel_encoding(ds: Any) -> str | None:
+    """ "explicit" or "implicit" for uncompressed little-endian Pixel Data, else None: the
+    layouts `decode.decode_known` can read without parsing the header again."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    if syntax is None or syntax.is_compressed or syntax.is_deflated or not syntax.is_little_endian:
+        return None
+    return "implicit" if syntax.is_implicit_VR else "explicit"
 
 
 def _little_endian(ds: Any) -> bool:

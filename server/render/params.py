@@ -6,6 +6,7 @@ silently ignored window would show the reader a different image than asked for.
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 from server.render.encode import Encoding
 from server.render.errors import (
@@ -16,7 +17,7 @@ from server.render.errors import (
     INVALID_WINDOW,
     RenderError,
 )
-from server.render.models import Quality
+from server.render.models import Quality, RenderRequest
 from server.render.viewport import Viewport
 from server.render.voi_lut import VoiFunction, Window
 
@@ -149,3 +150,63 @@ def _flag(raw: str | None) -> bool:
     if raw in ("1", "true"):
         return True
     raise RenderError(INVALID_VIEWPORT, "flags must be true or false")
+
+
+def render_request_from(payload: Mapping[str, Any]) -> RenderRequest:
+    """A viewport payload as the rooms receive it over Socket.IO (already schema-checked there)
+    to the same `RenderRequest` the HTTP routes build, so both edges render identical keys:
+
+        {"sop_instance_uid": str, "frame": 1-based int, "window": {"center", "width",
+         "function"?} | null, "preset": str | null, "quality": "interactive" | "final" |
+         "lossless", "viewport": {"canvas": [w, h], "zoom", "pan": [x, y], "rotation",
+         "flip_horizontal", "flip_vertical", "invert"}}
+    """
+    try:
+        uid = str(payload["sop_instance_uid"])
+        frame = int(payload.get("frame", 1))
+    except (KeyError, TypeError, ValueError):
+        raise RenderError(
+            FRAME_OUT_OF_RANGE, "sop_instance_uid and a frame number are needed"
+        ) from None
+    if frame < 1:
+        raise RenderError(FRAME_OUT_OF_RANGE, "frame numbers start at 1")
+    window = None
+    raw_window = payload.get("window")
+    if raw_window is not None:
+        try:
+            center, width = float(raw_window["center"]), float(raw_window["width"])
+        except (KeyError, TypeError, ValueError):
+            raise RenderError(INVALID_WINDOW, "window needs numeric center and width") from None
+        function = DICOMWEB_FUNCTIONS.get(str(raw_window.get("function", "linear")).lower())
+        if function is None:
+            raise RenderError(
+                INVALID_WINDOW, "window function must be linear, linear-exact or sigmoid"
+            )
+        window = Window(center, width, function)
+    preset = payload.get("preset")
+    return RenderRequest(
+        sop_instance_uid=uid,
+        frame=frame - 1,
+        window=window,
+        preset=str(preset) if preset else None,
+        viewport=_viewport_from(payload.get("viewport") or {}),
+        quality=parse_quality(payload.get("quality")),
+    )
+
+
+def _viewport_from(raw: Mapping[str, Any]) -> Viewport:
+    try:
+        canvas = raw.get("canvas")
+        pan = raw.get("pan") or (0.0, 0.0)
+        return Viewport(
+            canvas=None if canvas is None else (int(canvas[0]), int(canvas[1])),
+            zoom=float(raw.get("zoom", 1.0)),
+            pan_x=float(pan[0]),
+            pan_y=float(pan[1]),
+            rotation=int(raw.get("rotation", 0)),
+            flip_horizontal=bool(raw.get("flip_horizontal", False)),
+            flip_vertical=bool(raw.get("flip_vertical", False)),
+            invert=bool(raw.get("invert", False)),
+        )
+    except (IndexError, TypeError, ValueError):
+        raise RenderError(INVALID_VIEWPORT, "viewport values must be numbers") from None

@@ -1,21 +1,26 @@
-"""Named windows a reader picks by name, plus the ones the object itself carries.
+"""Named VOI choices a reader picks by name: the object's own windows and VOI LUTs first,
+then the modality's customary windows.
 
-Values are the customary ones in Hounsfield units (centre/width); they are starting points that
-readers adjust, which is why the object's own windows are always offered first.
+CT values are the customary ones in Hounsfield units (centre/width); they are starting points
+that readers adjust, which is why the object's own choices are offered first.
 """
 
 from dataclasses import dataclass
 
 from server.render.errors import INVALID_WINDOW, RenderError
 from server.render.header import ImageInfo
-from server.render.voi_lut import Window
+from server.render.voi_lut import Voi, Window
 
 
 @dataclass(frozen=True)
 class Preset:
     name: str
     label: str
-    window: Window
+    voi: Voi
+
+    @property
+    def window(self) -> Window | None:
+        return self.voi if isinstance(self.voi, Window) else None
 
 
 CT_PRESETS: tuple[Preset, ...] = (
@@ -32,16 +37,20 @@ MODALITY_PRESETS: dict[str, tuple[Preset, ...]] = {"CT": CT_PRESETS}
 
 
 def presets_for(info: ImageInfo) -> tuple[Preset, ...]:
-    """The object's own windows (named `object-1`, …) first, then the modality's presets."""
+    """`object-N` (the object's windows), `voi-lut-N` (its VOI LUTs), then the modality's."""
     own = tuple(
         Preset(f"object-{i + 1}", window.explanation or f"Window {i + 1}", window)
         for i, window in enumerate(info.windows)
     )
-    return own + MODALITY_PRESETS.get(info.modality, ())
+    tables = tuple(
+        Preset(f"voi-lut-{i + 1}", lut.explanation or f"VOI LUT {i + 1}", lut)
+        for i, lut in enumerate(info.voi_luts)
+    )
+    return own + tables + MODALITY_PRESETS.get(info.modality, ())
 
 
-def preset_window(info: ImageInfo, name: str) -> Window:
+def preset_voi(info: ImageInfo, name: str) -> Voi:
     for preset in presets_for(info):
         if preset.name == name:
-            return preset.window
+            return preset.voi
     raise RenderError(INVALID_WINDOW, f"no window preset {name!r} for this {info.modality} image")

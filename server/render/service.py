@@ -12,8 +12,8 @@
 
 import asyncio
 import hashlib
-import logging
 import os
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from server.render.cache import ByteLru, SingleFlight
 from server.render.compose import choose_voi, render_image, render_tile
-from server.render.decode import DecodedFrame, decode_frame, read_dataset
+from server.render.decode import DecodedFrame, decode_frame, decode_known, read_dataset
 from server.render.encode import Encoding, ImageFormat, encode
 from server.render.errors import NOT_FOUND, RenderError
 from server.render.header import ImageInfo, image_info
@@ -45,8 +45,6 @@ from server.render.mpr import Volume, build_volume, reslice
 from server.render.tiles import tile_box
 from server.render.viewport import Viewport, apply_viewport, output_size
 from server.render.voi_lut import Voi, VoiFunction, Window, render_grey
-
-log = logging.getLogger("noctis.render")
 
 T = TypeVar("T")
 
@@ -91,6 +89,8 @@ class RenderService:
         self._lanes: dict[str, _Lane] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._prefetch_gate = asyncio.Semaphore(1)
+        self._prefetching: dict[str, asyncio.Task[None]] = {}
+        self._series_lists = ByteLru[str, tuple[float, list[str]]](SERIES_LIST_BYTES)
         self.renders = 0
         self.decodes = 0
 
@@ -105,6 +105,8 @@ class RenderService:
         await asyncio.gather(*self._background, return_exceptions=True)
         for viewer in list(self._lanes):
             self.forget_viewer(viewer)
+        for flight in (self._render_flight, self._decode_flight, self._volume_flight):
+            await flight.cancel_all()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # -- frames ---------------------------------------------------------------------------
@@ -123,7 +125,9 @@ class RenderService:
         *,
         series_instance_uid: str | None = None,
     ) -> RenderedFrame | Superseded:
-        """Render for one viewer, latest request wins; with a series, decode neighbours ahead."""
+        """Render for one viewer, latest request wins. Once its frame is delivered, the
+        neighbouring frames of a multi-frame instance, or with `series_instance_uid` the
+        neighbouring instances, are decoded ahead (never competing with the visible frame)."""
         loop = asyncio.get_running_loop()
         lane = self._lanes.setdefault(viewer_id, _Lane())
         future: asyncio.Future[RenderedFrame | Superseded] = loop.create_future()
@@ -135,9 +139,15 @@ class RenderService:
         if not lane.busy:
             lane.busy = True
             self._spawn(self._drain(viewer_id, lane))
-        if series_instance_uid is not None:
-            self._spawn(self._prefetch(series_instance_uid, request))
-        return await future
+        previous = self._prefetching.pop(viewer_id, None)
+        if previous is not None:
+            previous.cancel()
+        result = await future
+        if isinstance(result, RenderedFrame):
+            task = self._spawn(self._prefetch(series_instance_uid, request))
+            self._prefetching[viewer_id] = task
+            task.add_done_callback(lambda done: self._forget_prefetch(viewer_id, done))
+        return result
 
     def forget_viewer(self, viewer_id: str) -> None:
         """A viewer left: its queued request (if any) is answered `Superseded`."""
@@ -157,6 +167,9 @@ class RenderService:
                     continue
                 try:
                     result = await self.render(request)
+                except asyncio.CancelledError:
+                    waiting.cancel()
+                    raise
                 except Exception as exc:  # delivered to the waiting caller, who maps it
                     if not waiting.done():
                         waiting.set_exception(exc)
@@ -336,36 +349,57 @@ class RenderService:
         except KeyError:
             raise RenderError(NOT_FOUND, f"no instance {sop_instance_uid}") from None
 
+    async def series_instance_uids(self, series_instance_uid: str) -> list[str]:
+        """The loader's list, with unknown series as a `not_found` RenderError."""
+        return await self._series(series_instance_uid)
+
     async def _series(self, series_instance_uid: str) -> list[str]:
         try:
             return await self._loader.series_instance_uids(series_instance_uid)
         except KeyError:
             raise RenderError(NOT_FOUND, f"no series {series_instance_uid}") from None
 
-    async def _prefetch(self, series_instance_uid: str, request: RenderRequest) -> None:
-        """Decode the slices around the one being viewed, one at a time, skipping cached ones."""
+    async def _prefetch(self, series_instance_uid: str | None, request: RenderRequest) -> None:
+        """Decode what the viewer will likely show next, nearest first, one at a time, skipping
+        cached frames. A viewer's newer request cancels its older prefetch (decodes already
+        started still finish, they are shared)."""
         radius = self.settings.prefetch_radius
         if radius <= 0:
             return
-        try:
-            uids = await self._series(series_instance_uid)
-        except RenderError:
+        info = self.infos.get(request.sop_instance_uid)
+        if info is not None and info.frames > 1:
+            nearby = _nearest(request.frame, info.frames, radius)
+            keys = [(request.sop_instance_uid, i) for i in nearby]
+        elif series_instance_uid is not None:
+            uids = await self._series_list(series_instance_uid)
+            if request.sop_instance_uid not in uids:
+                return
+            nearby = _nearest(uids.index(request.sop_instance_uid), len(uids), radius)
+            keys = [(uids[i], 0) for i in nearby]
+        else:
             return
-        if request.sop_instance_uid not in uids:
-            return
-        at = uids.index(request.sop_instance_uid)
-        order = sorted(
-            range(max(0, at - radius), min(len(uids), at + radius + 1)), key=lambda i: abs(i - at)
-        )
-        for i in order:
-            key = (uids[i], 0)
-            if i == at or key in self.decoded:
+        for key in keys:
+            if key in self.decoded:
                 continue
             async with self._prefetch_gate:
                 try:
                     await self.frame(*key)
                 except RenderError:
                     continue
+
+    async def _series_list(self, series_instance_uid: str) -> list[str]:
+        """The loader's list, reused for a few seconds rather than asked for every scroll step;
+        an unknown series prefetches nothing."""
+        now = time.monotonic()
+        listed = self._series_lists.get(series_instance_uid)
+        if listed is not None and now - listed[0] < SERIES_LIST_TTL_S:
+            return listed[1]
+        try:
+            uids = await self._series(series_instance_uid)
+        except RenderError:
+            return []
+        self._series_lists.put(series_instance_uid, (now, uids), 100 * len(uids) + 100)
+        return uids
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -418,14 +452,27 @@ class RenderService:
     async def _in_pool(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, work)
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
         task = asyncio.ensure_future(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
+
+    def _forget_prefetch(self, viewer_id: str, task: "asyncio.Task[None]") -> None:
+        if self._prefetching.get(viewer_id) is task:
+            del self._prefetching[viewer_id]
 
 
 _IDENTITY = ModalityLut()
+SERIES_LIST_BYTES = 4 << 20
+SERIES_LIST_TTL_S = 5.0
 INFO_BYTES = 2048
+
+
+def _nearest(at: int, count: int, radius: int) -> list[int]:
+    """Indices within `radius` of `at` (excluding it), nearest first."""
+    around = range(max(0, at - radius), min(count, at + radius + 1))
+    return sorted((i for i in around if i != at), key=lambda i: abs(i - at))
 
 
 def _lut_bytes(info: ImageInfo) -> int:
@@ -443,5 +490,7 @@ def _value_range_window(values: npt.NDArray[np.float32]) -> Window:
 def _decode_sync(data: bytes, frame: int, known: ImageInfo | None = None) -> DecodedFrame:
     """`known` is the instance's header as read before; a SOP Instance UID names immutable
     content, so re-reading it (a third of a cold 512² frame's cost) is skipped."""
+    if known is not None:
+        return decode_known(data, known, frame)
     ds = read_dataset(data)
-    return decode_frame(ds, known or image_info(ds), frame)
+    return decode_frame(ds, image_info(ds), frame)

@@ -75,6 +75,8 @@ def apply_viewport(
     image: npt.NDArray[np.uint8], aspect: tuple[float, float], viewport: Viewport
 ) -> npt.NDArray[np.uint8]:
     """Resample `image` (HxW or HxWx3) onto the canvas; outside the image is black."""
+    if _is_identity(viewport, aspect):
+        return image
     rows, columns = image.shape[:2]
     width, height = output_size(rows, columns, aspect, viewport)
     matrix, scale = _matrix(rows, columns, aspect, viewport, width, height)
@@ -99,6 +101,20 @@ def apply_viewport(
         borderValue=0,
     )
     return np.asarray(out, dtype=np.uint8)
+
+
+def _is_identity(viewport: Viewport, aspect: tuple[float, float]) -> bool:
+    """The natural-size, unrotated, unflipped case (DICOMweb without a viewport, thumbnails
+    aside) needs no resampling; checking it up front saves building the matrices."""
+    return (
+        viewport.canvas is None
+        and viewport.zoom == 1.0
+        and viewport.pan_x == 0.0
+        and viewport.pan_y == 0.0
+        and viewport.rotation % 360 == 0
+        and not (viewport.flip_horizontal or viewport.flip_vertical)
+        and aspect[0] == aspect[1]
+    )
 
 
 def _unit(aspect: tuple[float, float]) -> tuple[float, float]:

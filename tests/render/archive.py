@@ -1,4 +1,5 @@
-"""An in-memory archive implementing the render service's `InstanceLoader` with real bytes."""
+"""An in-memory archive with real DICOM bytes, implementing the render routes' `RenderArchive`
+(and so the service's `InstanceLoader`); every instance belongs to one facility."""
 
 import asyncio
 from collections import Counter
@@ -9,7 +10,9 @@ from tests.support.synthetic import dataset_bytes
 
 
 class MemoryArchive:
-    def __init__(self, datasets: list[Dataset]) -> None:
+    def __init__(self, datasets: list[Dataset], facility: str = "main") -> None:
+        self.facility = facility
+        self.facilities: dict[str, str] = {}
         self.files: dict[str, bytes] = {}
         self.series: dict[str, list[str]] = {}
         self.reads: Counter[str] = Counter()
@@ -20,6 +23,7 @@ class MemoryArchive:
 
     def add(self, sop_instance_uid: str, series_instance_uid: str, data: bytes) -> None:
         self.files[sop_instance_uid] = data
+        self.facilities[sop_instance_uid] = self.facility
         self.series.setdefault(series_instance_uid, []).append(sop_instance_uid)
 
     def hold(self, sop_instance_uid: str) -> asyncio.Event:
@@ -36,6 +40,18 @@ class MemoryArchive:
         await asyncio.sleep(0)
         return self.files[sop_instance_uid]
 
-    async def series_instance_uids(self, series_instance_uid: str) -> list[str]:
+    async def instance(self, sop_instance_uid: str, facility: str | None = None) -> object:
         await asyncio.sleep(0)
-        return list(self.series[series_instance_uid])
+        if facility not in (None, self.facilities[sop_instance_uid]):
+            raise KeyError(sop_instance_uid)
+        return sop_instance_uid
+
+    async def series_instance_uids(
+        self, series_instance_uid: str, facility: str | None = None
+    ) -> list[str]:
+        await asyncio.sleep(0)
+        members = self.series[series_instance_uid]
+        visible = [uid for uid in members if facility in (None, self.facilities[uid])]
+        if not visible:
+            raise KeyError(series_instance_uid)
+        return visible

@@ -8,10 +8,17 @@ import pydicom
 import pytest
 from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
-from server.render.compose import display_pixels
-from server.render.decode import decode_bytes, decode_frame, read_dataset
+from server.render.compose import choose_voi, display_pixels
+from server.render.decode import (
+    _trailing_pixel_data,
+    decode_bytes,
+    decode_frame,
+    decode_known,
+    read_dataset,
+)
 from server.render.errors import FRAME_OUT_OF_RANGE, TOO_LARGE, UNDECODABLE, RenderError
 from server.render.header import image_info
+from server.render.presets import presets_for
 from tests.render.samples import sample, sample_bytes
 from tests.support.synthetic import ct_series, dataset_bytes
 
@@ -169,3 +176,69 @@ def test_native_multi_frame_frames_do_not_share_the_whole_buffer() -> None:
     data = sample_bytes("emri_small.dcm")
     pixels = decode_bytes(data, frame=3).pixels
     assert pixels.base is None or pixels.base.nbytes == pixels.nbytes
+
+
+@pytest.mark.parametrize(
+    ("name", "frame"),
+    [
+        ("MR_small.dcm", 0),
+        ("MR_small_implicit.dcm", 0),
+        ("MR_small_bigendian.dcm", 0),
+        ("MR_small_RLE.dcm", 0),
+        ("693_UNCI.dcm", 0),
+        ("emri_small.dcm", 7),
+        ("vlut_04.dcm", 0),
+    ],
+)
+def test_decoding_with_a_known_header_gives_the_same_pixels(name: str, frame: int) -> None:
+    data = sample_bytes(name)
+    ds = read_dataset(data)
+    info = image_info(ds)
+    known = decode_known(data, info, frame)
+    np.testing.assert_array_equal(known.pixels, decode_frame(ds, info, frame).pixels)
+    assert not known.pixels.flags.writeable
+
+
+def test_known_header_path_reads_pixel_data_that_is_not_last_through_pydicom() -> None:
+    ds = ct_series(1, rows=16, cols=16)[0]
+    ds.DataSetTrailingPadding = b"\x00" * 64
+    data = dataset_bytes(ds)
+    info = image_info(read_dataset(data))
+    expected = decode_bytes(data).pixels
+    np.testing.assert_array_equal(decode_known(data, info, 0).pixels, expected)
+    with pytest.raises(RenderError) as caught:
+        decode_known(data, info, 1)
+    assert caught.value.code == FRAME_OUT_OF_RANGE
+
+
+def test_known_header_path_finds_trailing_pixel_data_without_parsing() -> None:
+    ds = ct_series(1, rows=16, cols=16)[0]
+    data = dataset_bytes(ds)
+    info = image_info(read_dataset(data))
+    assert _trailing_pixel_data(data, info) == len(data) - 16 * 16 * 2
+    np.testing.assert_array_equal(decode_known(data, info, 0).pixels, decode_bytes(data).pixels)
+    with pytest.raises(RenderError) as caught:
+        decode_known(data, info, 1)
+    assert caught.value.code == FRAME_OUT_OF_RANGE
+
+
+def test_enhanced_multi_frame_takes_per_frame_and_shared_functional_groups() -> None:
+    data = sample_bytes("eCT_Supplemental.dcm")
+    ds = pydicom.dcmread(sample("eCT_Supplemental.dcm"))
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    first, second = decode_bytes(data, 0), decode_bytes(data, 1)
+    assert first.info.image_position == pytest.approx((99.5, -301.5, -159.0))
+    assert second.info.image_position == pytest.approx((99.5, -301.5, -149.0))
+    voi = shared.FrameVOILUTSequence[0]
+    assert second.info.windows[0].center == float(voi.WindowCenter)
+    rescale = shared.PixelValueTransformationSequence[0]
+    assert second.info.modality_lut.intercept == float(rescale.RescaleIntercept)
+    assert second.info.pixel_spacing is not None
+
+
+def test_a_voi_lut_is_chosen_by_its_preset_name() -> None:
+    decoded = decode_bytes(sample_bytes("vlut_04.dcm"))
+    names = [p.name for p in presets_for(decoded.info)]
+    assert names[0] == "voi-lut-1"
+    chosen = choose_voi(decoded.info, decoded.pixels, preset="voi-lut-1")
+    assert chosen is decoded.info.voi_luts[0]

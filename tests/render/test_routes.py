@@ -9,8 +9,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from server.app import AppOptions, build_app
+from server.auth.roles import Role
 from server.config import Settings
-from server.http.render_routes import setup_render_routes
+from server.http.render_routes import RENDER_ARCHIVE
 from server.render.decode import decode_bytes
 from tests.conftest import Noctis
 from tests.render.archive import MemoryArchive
@@ -26,7 +27,7 @@ async def rendering(
     archive = MemoryArchive(ct_series(6, rows=64, cols=64))
     archive.add("1.2.3.666", "1.2.3.665", b"\x00" * 128 + b"DICM" + b"\xff" * 64)
     app = build_app(settings, AppOptions(bootstrap_admin=False))
-    setup_render_routes(app, lambda _app: archive)
+    app[RENDER_ARCHIVE] = archive
     noctis = Noctis(app=app, client=await aiohttp_client(app))
     token = await noctis.token_for("reader")
     return noctis, archive, {"Authorization": f"Bearer {token}"}
@@ -128,6 +129,14 @@ async def test_dicomweb_rendered_with_window_viewport_and_quality(
     assert decoded(await png.read())[32, 32] == 128
     thumbnail = await noctis.client.get(f"{base}/thumbnail", headers=auth)
     assert decoded(await thumbnail.read()).shape == (128, 128)
+    series_thumbnail = await noctis.client.get(
+        f"/dicom-web/studies/{study}/series/{series}/thumbnail", headers=auth
+    )
+    assert decoded(await series_thumbnail.read()).shape == (128, 128)
+    unknown = await noctis.client.get(
+        f"/dicom-web/studies/{study}/series/9.9/thumbnail", headers=auth
+    )
+    assert unknown.status == 404
     refused = await noctis.client.get(f"{base}/rendered", headers={**auth, "Accept": "text/html"})
     assert refused.status == 406
     elsewhere = f"/dicom-web/studies/1.2.3/series/{series}/instances/{sop}/rendered"
@@ -155,3 +164,26 @@ async def test_tiles_mpr_and_info(
     assert (info["rows"], info["columns"], info["frames"], info["units"]) == (64, 64, 1, "HU")
     assert info["presets"][0]["name"] == "object-1"
     assert {"brain", "lung", "bone"} <= {p["name"] for p in info["presets"]}
+
+
+async def test_readers_see_only_their_facilitys_images(
+    rendering: tuple[Noctis, MemoryArchive, dict[str, str]],
+) -> None:
+    noctis, archive, auth = rendering
+    study, series, sop = first(archive)
+    elsewhere = {"Authorization": f"Bearer {await noctis.token_for('far', facility='north')}"}
+    anywhere = {"Authorization": f"Bearer {await noctis.token_for('boss', Role.ADMIN, 'north')}"}
+    paths = [
+        f"/api/render/instances/{sop}/frames/1",
+        f"/api/render/instances/{sop}/info",
+        f"/api/render/instances/{sop}/frames/1/tiles/0/0/0",
+        f"/api/render/series/{series}/mpr/axial/0",
+        f"/dicom-web/studies/{study}/series/{series}/instances/{sop}/rendered",
+        f"/dicom-web/studies/{study}/series/{series}/thumbnail",
+    ]
+    for path in paths:
+        assert (await noctis.client.get(path, headers=auth)).status == 200, path
+        refused = await noctis.client.get(path, headers=elsewhere)
+        assert refused.status == 404, path
+        assert (await refused.json())["error"]["code"] == "not_found"
+        assert (await noctis.client.get(path, headers=anywhere)).status == 200, path

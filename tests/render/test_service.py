@@ -29,6 +29,7 @@ from server.render.service import RenderService, RenderSettings
 from server.render.viewport import Viewport
 from server.render.voi_lut import Window
 from tests.render.archive import MemoryArchive
+from tests.render.samples import sample_bytes
 from tests.support.synthetic import ct_series
 
 ROWS = COLS = 64
@@ -235,3 +236,45 @@ async def test_roi_statistics_through_the_service(
 ) -> None:
     stats = await service.roi_stats(uids(archive)[0], 0, Rectangle((40, 40), (48, 48)))
     assert (stats.mean, stats.std, stats.value_unit) == (40.0, 0.0, "HU")
+
+
+async def test_closing_the_service_releases_waiting_viewers(archive: MemoryArchive) -> None:
+    service = RenderService(archive, RenderSettings(workers=1))
+    first, second = uids(archive)[:2]
+    archive.hold(first)
+    running = asyncio.create_task(service.render_for_viewer("v1", RenderRequest(first)))
+    await archive.asked[first].wait()
+    queued = asyncio.create_task(service.render_for_viewer("v1", RenderRequest(second)))
+    await asyncio.sleep(0)
+    await service.close()
+    assert isinstance(await queued, Superseded)
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+
+async def test_a_newer_scroll_position_cancels_the_older_prefetch(
+    service: RenderService, archive: MemoryArchive
+) -> None:
+    series, members = next(iter(archive.series.items()))
+    gate = archive.hold(members[1])
+    await service.render_for_viewer("v1", RenderRequest(members[0]), series_instance_uid=series)
+    await archive.asked[members[1]].wait()
+    await service.render_for_viewer("v1", RenderRequest(members[9]), series_instance_uid=series)
+    gate.set()
+    await service.wait_idle()
+    assert (members[2], 0) not in service.decoded
+    for neighbour in (7, 8, 10, 11):
+        assert (members[neighbour], 0) in service.decoded
+
+
+async def test_scrolling_a_multi_frame_instance_decodes_the_neighbouring_frames() -> None:
+    archive = MemoryArchive([])
+    archive.add("1.2.3.4", "1.2.3", sample_bytes("emri_small.dcm"))
+    service = RenderService(archive, RenderSettings(workers=1))
+    try:
+        result = await service.render_for_viewer("v1", RenderRequest("1.2.3.4", frame=5))
+        assert isinstance(result, RenderedFrame)
+        await service.wait_idle()
+        assert {key[1] for key in service.decoded} == {3, 4, 5, 6, 7}
+    finally:
+        await service.close()
