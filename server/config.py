@@ -39,6 +39,7 @@ class Settings:
     dicom_ae_title: str = "NOCTIS"
     dicom_port: int = 11112
     dicom_enabled: bool = True
+    dicom_workers: int = 0
     blob_backend: Literal["local", "gridfs"] = "local"
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 12 * 3600
@@ -121,6 +122,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "NOCTIS_DICOM_AE_TITLE",
         "NOCTIS_DICOM_PORT",
         "NOCTIS_DICOM_ENABLED",
+        "NOCTIS_DICOM_WORKERS",
         "NOCTIS_BLOB_BACKEND",
         "NOCTIS_ACCESS_TOKEN_TTL",
         "NOCTIS_REFRESH_TOKEN_TTL",
@@ -159,6 +161,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dicom_ae_title=ae_title.strip(),
         dicom_port=_int(env, "NOCTIS_DICOM_PORT", 11112, 0, 65535),
         dicom_enabled=_bool(env, "NOCTIS_DICOM_ENABLED", True),
+        dicom_workers=_int(env, "NOCTIS_DICOM_WORKERS", 0, 0, 16),
         blob_backend="gridfs"
         if _choice(env, "NOCTIS_BLOB_BACKEND", "local", ("local", "gridfs")) == "gridfs"
         else "local",

@@ -7,8 +7,6 @@ rest. Facility scoping is the caller's choice: ``facility=None`` means every fac
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from server.dicom.index import INSTANCES, METADATA, SERIES, STUDIES
@@ -27,7 +25,7 @@ class Archive:
 
     async def instance(self, sop_instance_uid: str, facility: str | None = None) -> Document:
         doc = await self._store[INSTANCES].find_one(
-            _scope({"_id": sop_instance_uid}, facility), {"attrs": 0, "q": 0}
+            _scope({"_id": sop_instance_uid}, facility), None
         )
         if doc is None:
             raise KeyError(sop_instance_uid)
@@ -64,12 +62,7 @@ class Archive:
             query["series_uid"] = series_instance_uid
         if not query:
             raise ValueError("name a study or a series")
-        docs = [
-            doc
-            async for doc in self._store[INSTANCES].find(
-                _scope(query, facility), {"attrs": 0, "q": 0}
-            )
-        ]
+        docs = [doc async for doc in self._store[INSTANCES].find(_scope(query, facility), None)]
         docs.sort(key=_instance_order)
         return docs
 
@@ -80,7 +73,8 @@ class Archive:
         series_instance_uid: str | None = None,
         sop_instance_uid: str | None = None,
         facility: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Document]:
+        """Metadata documents (``json`` is a DICOM JSON string) in instance order."""
         query: Document = {}
         if study_instance_uid is not None:
             query["study_uid"] = study_instance_uid
@@ -90,7 +84,7 @@ class Archive:
             query["_id"] = sop_instance_uid
         docs = [doc async for doc in self._store[METADATA].find(_scope(query, facility))]
         docs.sort(key=_instance_order)
-        return [doc["json"] for doc in docs]
+        return docs
 
     async def study(self, study_instance_uid: str, facility: str | None = None) -> Document | None:
         return await self._store[STUDIES].find_one(_scope({"_id": study_instance_uid}, facility))

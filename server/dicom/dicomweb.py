@@ -25,10 +25,10 @@ from server.auth.roles import Permission
 from server.auth.service import Principal
 from server.dicom.archive import ARCHIVE
 from server.dicom.ingest import Upload
-from server.dicom.keys import INGEST
+from server.dicom.keys import INGEST, QIDO_CACHE
 from server.dicom.matching import Level, QueryError
 from server.dicom.parse import Failure
-from server.dicom.query import MAX_RESULTS, Search, search
+from server.dicom.query import MAX_RESULTS, Search, search_text
 from server.http.body import query_int
 from server.http.errors import ApiError
 
@@ -40,6 +40,7 @@ _UID = r"[0-9.]{1,64}"
 _TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
 _CONTROL = {"limit", "offset", "includefield", "fuzzymatching"}
 _CHUNK = 1 << 16
+PIXEL_MARKER = '"7FE00010":{"vr":"OW","BulkDataURI":""}'
 
 
 def _dicom_json(body: Any, status: int = 200) -> web.Response:
@@ -48,6 +49,13 @@ def _dicom_json(body: Any, status: int = 200) -> web.Response:
         body=json.dumps(body, separators=(",", ":")).encode(),
         status=status,
         headers={"Content-Type": DICOM_JSON},
+    )
+
+
+def _dicom_json_text(objects: list[str]) -> web.Response:
+    """A DICOM JSON array from already encoded objects."""
+    return web.Response(
+        body=("[" + ",".join(objects) + "]").encode(), headers={"Content-Type": DICOM_JSON}
     )
 
 
@@ -94,37 +102,24 @@ async def _audit(request: web.Request, principal: Principal, action: str, target
 async def _qido(request: web.Request, level: Level, **fixed: str) -> web.Response:
     principal = await require(request, Permission.STUDIES_READ)
     keys = {**_search_keys(request), **fixed}
+    search = Search(
+        level,
+        keys,
+        _scope(principal),
+        limit=query_int(request, "limit", 1000, 1, MAX_RESULTS),
+        offset=query_int(request, "offset", 0, 0, 10_000_000),
+    )
+    base = f"{request.url.origin()}{PREFIX}"
+    key = (level, tuple(sorted(keys.items())), search.facility, search.limit, search.offset, base)
+    await request.app[INGEST].settled()
     try:
-        bodies = await search(
-            request.app[STORE],
-            Search(
-                level,
-                keys,
-                _scope(principal),
-                limit=query_int(request, "limit", 1000, 1, MAX_RESULTS),
-                offset=query_int(request, "offset", 0, 0, 10_000_000),
-            ),
+        bodies = await request.app[QIDO_CACHE].get(
+            key, lambda: search_text(request.app[STORE], search, base)
         )
     except QueryError as exc:
         raise ApiError("bad_request", str(exc)) from None
     await _audit(request, principal, f"dicomweb.search.{level.lower()}", request.path_qs[:200])
-    base = f"{request.url.origin()}{PREFIX}"
-    for body in bodies:
-        body["00081190"] = {"vr": "UR", "Value": [_retrieve_url(base, level, body)]}
-    return _dicom_json(bodies)
-
-
-def _first(body: dict[str, Any], tag: str) -> str:
-    return str(((body.get(tag) or {}).get("Value") or [""])[0])
-
-
-def _retrieve_url(base: str, level: Level, body: dict[str, Any]) -> str:
-    url = f"{base}/studies/{_first(body, '0020000D')}"
-    if level in ("SERIES", "IMAGE"):
-        url += f"/series/{_first(body, '0020000E')}"
-    if level == "IMAGE":
-        url += f"/instances/{_first(body, '00080018')}"
-    return url
+    return _dicom_json_text(bodies)
 
 
 @routes.get(f"{PREFIX}/studies")
@@ -194,10 +189,11 @@ async def _instances(request: web.Request, principal: Principal) -> list[dict[st
 async def retrieve(request: web.Request) -> web.StreamResponse:
     principal = await require(request, Permission.STUDIES_READ)
     accept = request.headers.get("Accept", "")
-    if (
-        accept and not any(t in accept for t in ("application/dicom", "multipart/related", "*/*"))
-    ) or "application/dicom+json" in accept:
-        raise ApiError("bad_request", 'Ask for multipart/related; type="application/dicom".')
+    if accept and (
+        "application/dicom+json" in accept
+        or not any(t in accept for t in ("application/dicom", "multipart/related", "*/*"))
+    ):
+        raise ApiError("not_acceptable", 'Ask for multipart/related; type="application/dicom".')
     docs = await _instances(request, principal)
     await _audit(request, principal, "dicomweb.retrieve", request.path[:200])
     boundary = uuid.uuid4().hex
@@ -231,25 +227,28 @@ async def metadata(request: web.Request) -> web.Response:
     study = request.match_info["study"]
     series = request.match_info.get("series")
     sop = request.match_info.get("instance")
-    bodies = await request.app[ARCHIVE].metadata(
+    docs = await request.app[ARCHIVE].metadata(
         study_instance_uid=study,
         series_instance_uid=series,
         sop_instance_uid=sop,
         facility=_scope(principal),
     )
-    if not bodies:
+    if not docs:
         raise ApiError("not_found", "No such study, series or instance.")
     await _audit(request, principal, "dicomweb.metadata", request.path[:200])
     base = f"{request.url.origin()}{PREFIX}"
-    for body in bodies:
-        if "7FE00010" in body:
-            frames = int(_first(body, "00280008") or 1)
-            url = _retrieve_url(base, "IMAGE", body)
-            body["7FE00010"] = {
-                "vr": body["7FE00010"].get("vr", "OW"),
-                "BulkDataURI": f"{url}/frames/{','.join(str(i) for i in range(1, frames + 1))}",
-            }
-    return _dicom_json(bodies)
+    bodies = []
+    for doc in docs:
+        text = str(doc["json"])
+        if PIXEL_MARKER in text:
+            frames = ",".join(str(i) for i in range(1, int(doc.get("frames") or 1) + 1))
+            url = (
+                f"{base}/studies/{doc['study_uid']}/series/{doc['series_uid']}"
+                f"/instances/{doc['_id']}/frames/{frames}"
+            )
+            text = text.replace(PIXEL_MARKER, PIXEL_MARKER[:-3] + json.dumps(url) + "}")
+        bodies.append(text)
+    return _dicom_json_text(bodies)
 
 
 def _frames(raw: bytes, wanted: list[int]) -> tuple[list[bytes], str]:

@@ -1,8 +1,9 @@
 """The one ingest path for C-STORE, STOW-RS and ``noctis import``, and the live upload status.
 
 Every object is vetted (``parse.prepare``), written durably and indexed (``IndexWriter``) before
-its sender hears success. Each sender's session — an association, a STOW request, an import
-run — is an *upload*: it is recorded in ``dicom_uploads`` and narrated on the event hub:
+its sender hears success. Each sender's session — an association (from its first C-STORE), a
+STOW request, an import run — is an *upload*: it is recorded in ``dicom_uploads`` and narrated
+on the event hub:
 
 - ``dicom.association.opened``  ``{upload_id, kind, calling_ae, remote, started_at}``
 - ``dicom.instance.stored``     ``{upload_id, sop_instance_uid, study_instance_uid,
@@ -30,6 +31,7 @@ from typing import Any, Literal
 from server.dicom.index import IndexWriter
 from server.dicom.parse import Failure, Prepared, Rejected, prepare
 from server.hub import DomainEvent, EventHub
+from server.store.blobs import BlobStore
 from server.store.database import IndexSpec, Store
 
 log = logging.getLogger(__name__)
@@ -93,28 +95,17 @@ class Ingest:
         store: Store,
         writer: IndexWriter,
         hub: EventHub,
-        stable_after_s: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._writer = writer
         self._hub = hub
         self._clock = clock
-        self.stable_after_s = stable_after_s
-        self._active: dict[str, tuple[float, str, int]] = {}
-        self._watcher: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._writer.start()
-        self._watcher = asyncio.get_running_loop().create_task(
-            self._watch_stability(), name="dicom-stability"
-        )
 
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
         await self._writer.stop()
 
     async def open(self, upload: Upload) -> Upload:
@@ -135,6 +126,8 @@ class Ingest:
         return upload
 
     async def close(self, upload: Upload, aborted: bool = False) -> None:
+        """Record the totals; once ``dicom.association.closed`` is out, all is counted."""
+        await self.settled()
         seconds = round(self._clock() - upload.started_at, 3)
         summary = upload.summary()
         summary.pop("upload_id")
@@ -201,9 +194,18 @@ class Ingest:
         )
         return Result("rejected", sop_instance_uid, failure=exc.failure, reason=exc.reason)
 
-    async def commit(self, upload: Upload, prepared: Prepared) -> Result:
+    async def settled(self) -> None:
+        """Wait until acknowledged objects are fully counted (see ``IndexWriter.settled``)."""
+        await self._writer.settled()
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._writer.blobs
+
+    async def commit(self, upload: Upload, prepared: Prepared, key: str | None = None) -> Result:
+        """Index a vetted object; ``key`` names its blob if the caller already wrote it."""
         try:
-            new = await self._writer.submit(prepared, upload.facility)
+            new = await self._writer.submit(prepared, upload.facility, key)
         except Exception as exc:
             log.exception("storing %s failed", prepared.sop_instance_uid)
             return await self.reject(
@@ -218,9 +220,6 @@ class Ingest:
             upload.duplicates += 1
         study = prepared.study_instance_uid
         upload.studies.add(study)
-        if new:
-            _last, facility, count = self._active.get(study, (0.0, upload.facility, 0))
-            self._active[study] = (time.monotonic(), facility, count + 1)
         await self._publish(
             upload,
             "dicom.instance.stored",
@@ -248,22 +247,50 @@ class Ingest:
     async def _publish(self, upload: Upload, topic: str, data: dict[str, Any]) -> None:
         await self._hub.publish(DomainEvent(topic, data, upload.facility))
 
-    async def _watch_stability(self) -> None:
-        tick = max(0.05, min(1.0, self.stable_after_s / 4))
+
+class StabilityWatcher:
+    """Publishes ``dicom.study.stable`` once a study received nothing new for ``quiet_s``.
+
+    It listens on the hub of the server process, which also hears the gateway workers' events,
+    so a study arriving through several processes is judged as one.
+    """
+
+    def __init__(self, hub: EventHub, quiet_s: float) -> None:
+        self._hub = hub
+        self.quiet_s = quiet_s
+        self._active: dict[str, tuple[float, str, int]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe = hub.subscribe("dicom.instance.stored", self._stored)
+
+    async def _stored(self, event: DomainEvent) -> None:
+        if event.data.get("duplicate") or event.facility is None:
+            return
+        study = str(event.data["study_instance_uid"])
+        _last, facility, count = self._active.get(study, (0.0, event.facility, 0))
+        self._active[study] = (time.monotonic(), facility, count + 1)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._watch(), name="dicom-stable")
+
+    async def stop(self) -> None:
+        self._unsubscribe()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _watch(self) -> None:
+        tick = max(0.05, min(1.0, self.quiet_s / 4))
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
-            quiet = [s for s, (t, _f, _c) in self._active.items() if now - t >= self.stable_after_s]
+            quiet = [s for s, (t, _f, _c) in self._active.items() if now - t >= self.quiet_s]
             for study in quiet:
                 _t, facility, count = self._active.pop(study)
                 await self._hub.publish(
                     DomainEvent(
                         "dicom.study.stable",
-                        {
-                            "study_instance_uid": study,
-                            "received": count,
-                            "quiet_s": self.stable_after_s,
-                        },
+                        {"study_instance_uid": study, "received": count, "quiet_s": self.quiet_s},
                         facility,
                     )
                 )

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from server.dicom.gateway import Gateway
 from server.dicom.ingest import Ingest
 from server.dicom.mpps import Mpps
 from server.dicom.peers import Peers
+from server.dicom.qido_cache import QidoCache
 from server.dicom.worklist import Worklist
 
 
@@ -25,3 +27,5 @@ PEERS = web.AppKey("dicom_peers", Peers)
 WORKLIST = web.AppKey("dicom_worklist", Worklist)
 MPPS = web.AppKey("dicom_mpps", Mpps)
 GATEWAY_PORT = web.AppKey("dicom_gateway_port", int)
+GATEWAY = web.AppKey("dicom_gateway", Gateway)
+QIDO_CACHE = web.AppKey("dicom_qido_cache", QidoCache)

@@ -23,6 +23,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
+from server.dicom.jsonmodel import dataset_json
+
 PIXEL_DATA = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF
 MAX_DECODED_BYTES = 4 << 30
@@ -30,7 +32,7 @@ MAX_FRAMES = 20_000
 BULK_THRESHOLD = 1024
 _DEFER_SIZE = 1024
 _PARSE_LOCK = threading.Lock()
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _UNCOMPRESSED = {
     "1.2.840.10008.1.2",
     "1.2.840.10008.1.2.1",
@@ -84,7 +86,7 @@ def _uid(ds: Dataset, keyword: str) -> str:
     text = str(value).strip() if value is not None else ""
     if not text:
         raise Rejected(Failure.DOES_NOT_MATCH_SOP_CLASS, f"missing required {keyword}")
-    if len(text) > 64 or not _UID.match(text):
+    if len(text) > 64 or not UID_PATTERN.match(text):
         raise Rejected(Failure.DOES_NOT_MATCH_SOP_CLASS, f"{keyword} {text[:70]!r} is not a UID")
     return text
 
@@ -159,12 +161,7 @@ def to_json(ds: Dataset, has_pixels: bool) -> dict[str, Any]:
     """The DICOM JSON model of the header; bulk values are referenced, not inlined."""
     if PIXEL_DATA in ds._dict:
         del ds[PIXEL_DATA]
-    body: dict[str, Any] = ds.to_json_dict(
-        bulk_data_threshold=BULK_THRESHOLD, bulk_data_element_handler=lambda _element: ""
-    )
-    for element in body.values():
-        if element.get("BulkDataURI") == "":
-            element.pop("BulkDataURI")
+    body = dataset_json(ds)
     if has_pixels:
         body["7FE00010"] = {"vr": "OW", "BulkDataURI": ""}
     return body

@@ -6,6 +6,7 @@ relationally: the matching parents are found first and their UIDs constrain the 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,24 +33,48 @@ class Search:
     offset: int = 0
 
 
-def _is(value: int) -> dict[str, Any]:
-    return {"vr": "IS", "Value": [value]}
+def _counts(level: Level, doc: Document) -> str:
+    """The computed attributes of a record, as DICOM JSON members."""
 
+    def number(tag: str, value: Any) -> str:
+        return f'"{tag}":{{"vr":"IS","Value":[{int(value or 0)}]}}'
 
-def shape(level: Level, doc: Document) -> dict[str, Any]:
-    """The DICOM JSON answer for one matched record, with the computed counts."""
-    body = dict(doc.get("attrs") or {})
     if level == "STUDY":
+        members = [number("00201206", doc.get("series")), number("00201208", doc.get("instances"))]
         modalities = [m for m in doc.get("modalities") or [] if m]
         if modalities:
-            body["00080061"] = {"vr": "CS", "Value": modalities}
-        body["00201206"] = _is(int(doc.get("series", 0)))
-        body["00201208"] = _is(int(doc.get("instances", 0)))
-    elif level == "SERIES":
-        body["00201209"] = _is(int(doc.get("instances", 0)))
-    elif level == "PATIENT":
-        body["00201200"] = _is(int(doc.get("studies", 0)))
-    return dict(sorted(body.items()))
+            members.append(f'"00080061":{json.dumps({"vr": "CS", "Value": modalities})}')
+        return ",".join(members)
+    if level == "SERIES":
+        return number("00201209", doc.get("instances"))
+    if level == "PATIENT":
+        return number("00201200", doc.get("studies"))
+    return ""
+
+
+def retrieve_path(level: Level, doc: Document) -> str:
+    """The WADO-RS path of a matched record, relative to the DICOMweb root."""
+    if level == "STUDY":
+        return f"/studies/{doc['_id']}"
+    if level == "SERIES":
+        return f"/studies/{doc['study_uid']}/series/{doc['_id']}"
+    return f"/studies/{doc['study_uid']}/series/{doc['series_uid']}/instances/{doc['_id']}"
+
+
+def shape(level: Level, doc: Document, base_url: str | None = None) -> str:
+    """One matched record as a DICOM JSON object string, with the computed counts.
+
+    The stored attributes are already a JSON string; they are spliced, not re-encoded.
+    """
+    attrs = str(doc.get("attrs") or "{}")
+    extra = _counts(level, doc)
+    if base_url is not None and level != "PATIENT":
+        url = json.dumps(base_url + retrieve_path(level, doc))
+        retrieve = f'"00081190":{{"vr":"UR","Value":[{url}]}}'
+        extra = f"{extra},{retrieve}" if extra else retrieve
+    if not extra:
+        return attrs
+    return "{" + extra + "}" if attrs == "{}" else attrs[:-1] + "," + extra + "}"
 
 
 async def _parent_uids(
@@ -76,6 +101,13 @@ def _merge_uids(query: Document, path: str, uids: list[str]) -> None:
 
 
 async def search(store: Store, request: Search) -> list[dict[str, Any]]:
+    """Matches as DICOM JSON dicts (for C-FIND)."""
+    return [json.loads(text) for text in await search_text(store, request)]
+
+
+async def search_text(store: Store, request: Search, base_url: str | None = None) -> list[str]:
+    """Matches as DICOM JSON object strings (for QIDO-RS, which sends them as they are);
+    with ``base_url`` each carries its RetrieveURL."""
     level = request.level
     query = build_filter(level, request.keys)
     if level in ("SERIES", "IMAGE"):
@@ -98,9 +130,6 @@ async def search(store: Store, request: Search) -> list[dict[str, Any]]:
             _merge_uids(query, "series_uid", series)
     if request.facility is not None:
         query["facility"] = request.facility
-    projection = {"attrs": 1, "series": 1, "instances": 1, "studies": 1, "modalities": 1}
-    if level == "IMAGE":
-        projection["instance_number"] = 1
     sort = {
         "PATIENT": [("_id", 1)],
         "STUDY": [("q.StudyDate", -1), ("_id", 1)],
@@ -109,9 +138,9 @@ async def search(store: Store, request: Search) -> list[dict[str, Any]]:
     }[level]
     cursor = (
         store[COLLECTIONS[level]]
-        .find(query, projection)
+        .find(query)
         .sort(sort)
         .skip(request.offset)
         .limit(min(request.limit, MAX_RESULTS))
     )
-    return [shape(level, doc) async for doc in cursor]
+    return [shape(level, doc, base_url) async for doc in cursor]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -12,21 +13,26 @@ from server.appkeys import BLOBS, HUB, SETTINGS, STORE
 from server.dicom import index, ingest, peers, worklist
 from server.dicom.archive import ARCHIVE, Archive
 from server.dicom.dicomweb import routes as dicomweb_routes
-from server.dicom.gateway import Gateway, GatewayServices
+from server.dicom.gateway import GIL_SWITCH_INTERVAL_S, Gateway, GatewayServices
 from server.dicom.index import IndexWriter
-from server.dicom.ingest import Ingest
+from server.dicom.ingest import Ingest, StabilityWatcher
 from server.dicom.keys import (
     DICOM_OPTIONS,
+    GATEWAY,
     GATEWAY_PORT,
     INGEST,
     MPPS,
     PEERS,
+    QIDO_CACHE,
     WORKLIST,
     DicomOptions,
 )
 from server.dicom.mpps import Mpps
 from server.dicom.peers import Peers
+from server.dicom.qido_cache import QidoCache
 from server.dicom.routes import routes as admin_routes
+from server.dicom.worker import config_line
+from server.dicom.workers import Workers
 from server.dicom.worklist import Worklist
 
 log = logging.getLogger(__name__)
@@ -40,20 +46,24 @@ def setup_dicom(app: web.Application) -> None:
         options = app.get(DICOM_OPTIONS) or DicomOptions()
         store = app[STORE]
         archive = Archive(store, app[BLOBS])
-        service = Ingest(
-            store, IndexWriter(store, app[BLOBS]), app[HUB], stable_after_s=options.stable_after_s
-        )
+        service = Ingest(store, IndexWriter(store, app[BLOBS]), app[HUB])
+        stability = StabilityWatcher(app[HUB], options.stable_after_s)
         allow = Peers(store, allow_open=not settings.production)
         steps = Worklist(store)
         mpps = Mpps(store, app[HUB], steps)
         app[ARCHIVE] = archive
+        app[QIDO_CACHE] = QidoCache(app[HUB])
         app[INGEST] = service
         app[PEERS] = allow
         app[WORKLIST] = steps
         app[MPPS] = mpps
         service.start()
+        stability.start()
+        workers = Workers(app[HUB])
         gateway: Gateway | None = None
+        switch_interval = sys.getswitchinterval()
         if settings.dicom_enabled:
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
             gateway = Gateway(
                 GatewayServices(store, service, archive, allow, steps, mpps),
                 asyncio.get_running_loop(),
@@ -61,13 +71,36 @@ def setup_dicom(app: web.Application) -> None:
                 settings.http_host,
                 settings.dicom_port,
             )
-            app[GATEWAY_PORT] = await asyncio.to_thread(gateway.start)
+            port = await asyncio.to_thread(gateway.start)
+            app[GATEWAY] = gateway
+            app[GATEWAY_PORT] = port
+            config = config_line(
+                mongo_url=store.url,
+                mongo_db=settings.mongo_db,
+                blob_backend=settings.blob_backend,
+                blob_root=settings.data_dir / "blobs",
+                ae_title=settings.dicom_ae_title,
+                host=settings.http_host,
+                port=port,
+                allow_open=allow.allow_open,
+            )
+            try:
+                await workers.start(settings.dicom_workers, config)
+            except BaseException:
+                await workers.stop()
+                await asyncio.to_thread(gateway.stop)
+                sys.setswitchinterval(switch_interval)
+                raise
         try:
             yield
         finally:
             if gateway is not None:
                 await asyncio.to_thread(gateway.stop)
+            await workers.stop()
             await service.stop()
+            await stability.stop()
+            sys.setswitchinterval(switch_interval)
+            app[QIDO_CACHE].close()
 
     app.cleanup_ctx.append(dicom_ctx)
     app.add_routes(admin_routes)

@@ -82,6 +82,12 @@ async def test_qido_paging_and_errors(archive: Archive) -> None:
         "/dicom-web/studies?StudyDate=20240102-&00100020=Q*", headers=headers
     )
     assert len(await response.json()) == 2
+    later = ct_series(1, patient_id="Q9", study_date="20240109")
+    await asyncio.to_thread(web.store_instances, later.datasets)
+    response = await archive.client.get(
+        "/dicom-web/studies?StudyDate=20240102-&00100020=Q*", headers=headers
+    )
+    assert len(await response.json()) == 3
     response = await archive.client.get("/dicom-web/studies?NotAKeyword=1", headers=headers)
     assert response.status == 400
     response = await archive.client.get("/dicom-web/studies?StudyDate=2024", headers=headers)
@@ -169,3 +175,36 @@ async def test_compressed_sample_frames_come_back_as_stored(archive: Archive) ->
         str(ds.SOPInstanceUID),
     )
     assert instance.PixelData == ds.PixelData
+
+
+async def test_searches_and_retrieves_stay_in_the_facility(archive: Archive) -> None:
+    east = await archive.token_for("east-tech", Role.TECHNICIAN, facility="east")
+    west = await archive.token_for("west-rad", Role.RADIOLOGIST, facility="west")
+    series = ct_series(1)
+    await asyncio.to_thread(_client(archive, east).store_instances, series.datasets)
+    headers = {"Authorization": f"Bearer {west}"}
+    response = await archive.client.get("/dicom-web/studies", headers=headers)
+    assert await response.json() == []
+    response = await archive.client.get(
+        f"/dicom-web/studies/{series.study_uid}/metadata", headers=headers
+    )
+    assert response.status == 404
+    response = await archive.client.get(
+        f"/dicom-web/studies/{series.study_uid}",
+        headers={**headers, "Accept": 'multipart/related; type="application/dicom"'},
+    )
+    assert response.status == 404
+    found = await asyncio.to_thread(_client(archive, east).search_for_studies)
+    assert len(found) == 1
+
+
+async def test_retrieve_refuses_media_types_it_cannot_serve(archive: Archive) -> None:
+    token = await archive.token_for("tech", Role.TECHNICIAN)
+    series = ct_series(1)
+    await asyncio.to_thread(_client(archive, token).store_instances, series.datasets)
+    response = await archive.client.get(
+        f"/dicom-web/studies/{series.study_uid}",
+        headers={"Authorization": f"Bearer {token}", "Accept": "image/png"},
+    )
+    assert response.status == 406
+    assert (await response.json())["error"]["code"] == "not_acceptable"

@@ -16,6 +16,7 @@ from server.dicom.archive import Archive as ArchiveReader
 from server.dicom.index import INSTANCES, STUDIES
 from server.store.blobs import LocalBlobStore
 from server.store.database import Store
+from shared.protocol import catalog
 from tests.dicom.conftest import Archive
 from tests.dicom.samples import sample
 from tests.dicom.scu import in_thread, store
@@ -166,6 +167,8 @@ async def test_uploads_room_and_recent_uploads(archive_factory: Any) -> None:
         "dicom.association.closed",
     ]
     assert seen[2]["data"]["stored"] == 2
+    for event in seen:
+        catalog().validate_outbound("uploads.event", event)
     assert elsewhere == []
     response = await archive.client.get("/api/uploads", headers={"Authorization": f"Bearer {tech}"})
     uploads = (await response.json())["uploads"]

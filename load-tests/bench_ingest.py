@@ -1,0 +1,326 @@
+"""C-STORE throughput and QIDO latency: Noctis beside a bare pynetdicom SCP and Orthanc.
+
+Sends one generated CT series (default 300 slices of 512 x 512) with dcmtk's ``storescu`` on 1
+and on 4 concurrent associations to each target, each run with fresh UIDs (same pixels), and
+prints images/s and the ratios. Orthanc runs only when Debian's ``orthanc`` is installed; it and
+storescu get ``TCP_NODELAY=1`` (dcmtk otherwise leaves Nagle on and stalls ~50 ms per image).
+Then it loads small studies into Noctis and Orthanc and prints the QIDO latency of a wildcard
+study search and of listing the instances of the big series.
+
+    .venv/bin/python load-tests/bench_ingest.py [--slices 300] [--studies 500]
+
+A benchmark, not a test: every wait is bounded, every port is a free loopback port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pydicom.uid import generate_uid  # noqa: E402
+
+from tests.dicom.synthetic import ct_series  # noqa: E402
+
+ENV = {**os.environ, "TCP_NODELAY": "1"}
+BARE_SCP = """
+import sys
+from pathlib import Path
+from pynetdicom import AE, AllStoragePresentationContexts, ALL_TRANSFER_SYNTAXES, evt
+out = Path(sys.argv[2])
+def on_store(event):
+    (out / (event.request.AffectedSOPInstanceUID + ".dcm")).write_bytes(event.encoded_dataset())
+    return 0
+ae = AE("BARE")
+ae.maximum_associations = 16
+for cx in AllStoragePresentationContexts:
+    ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+ae.start_server(("127.0.0.1", int(sys.argv[1])), evt_handlers=[(evt.EVT_C_STORE, on_store)])
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {within} s")
+
+
+def write_series(directory: Path, slices: int, rows: int, study_uid: str | None = None) -> Path:
+    directory.mkdir(parents=True)
+    series = ct_series(slices, rows=rows, columns=rows, study_uid=study_uid)
+    for index, raw in enumerate(series.files()):
+        (directory / f"{index:04d}.dcm").write_bytes(raw)
+    return directory
+
+
+def storescu(port: int, called: str, files: list[Path], associations: int) -> float:
+    """Send ``files`` over ``associations`` concurrent storescu processes; return images/s."""
+    groups = [files[i::associations] for i in range(associations)]
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(
+            ["storescu", "-aet", "BENCH", "-aec", called, "127.0.0.1", str(port), *map(str, g)],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for g in groups
+    ]
+    for process in processes:
+        _out, err = process.communicate(timeout=600)
+        if process.returncode != 0:
+            raise RuntimeError(f"storescu failed: {err.decode()[-500:]}")
+    return len(files) / (time.perf_counter() - started)
+
+
+@dataclass
+class Target:
+    name: str
+    called: str
+    port: int
+    http: str | None = None
+    token: str | None = None
+
+    def get(self, path: str) -> bytes:
+        request = urllib.request.Request(f"{self.http}{path}")  # noqa: S310 - loopback only
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            body: bytes = response.read()
+            return body
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as handle:
+        proc = subprocess.Popen(args, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def noctis_env(data: Path, workers: int = 0) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOCTIS_")}
+    env.update(
+        NOCTIS_DATA_DIR=str(data),
+        NOCTIS_SECRET_KEY=secrets.token_urlsafe(48),
+        NOCTIS_LOG_LEVEL="WARNING",
+        NOCTIS_DICOM_WORKERS=str(workers),
+    )
+    return env
+
+
+CLI = [sys.executable, "-c", "import sys; from server.cli import main; sys.exit(main())"]
+
+
+@contextlib.contextmanager
+def noctis(work: Path, workers: int) -> Iterator[Target]:
+    data = work / "noctis"
+    env = noctis_env(data, workers)
+    password = secrets.token_urlsafe(16)
+    subprocess.run(
+        [*CLI, "user", "add", "bench", "--role", "admin", "--password-stdin"],
+        input=f"{password}\n".encode(),
+        env=env,
+        cwd=ROOT,
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    http, dicom = free_port(), free_port()
+    args = [*CLI, "serve", "--port", str(http), "--dicom-port", str(dicom)]
+    with process(args, {**env, **{"PYTHONPATH": str(ROOT)}}, work / "noctis.log"):
+        wait_port(http)
+        wait_port(dicom)
+        base = f"http://127.0.0.1:{http}"
+        login = urllib.request.Request(  # noqa: S310 - loopback only
+            f"{base}/api/auth/login",
+            data=json.dumps({"username": "bench", "password": password}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(login, timeout=30) as response:  # noqa: S310
+            token = json.loads(response.read())["access_token"]
+        yield Target("Noctis", "NOCTIS", dicom, f"{base}/dicom-web", token)
+
+
+@contextlib.contextmanager
+def bare(work: Path) -> Iterator[Target]:
+    out = work / "bare"
+    out.mkdir()
+    port = free_port()
+    with process([sys.executable, "-c", BARE_SCP, str(port), str(out)], ENV, work / "bare.log"):
+        wait_port(port)
+        yield Target("bare pynetdicom", "BARE", port)
+
+
+@contextlib.contextmanager
+def orthanc(work: Path) -> Iterator[Target | None]:
+    binary = shutil.which("Orthanc")
+    if binary is None:
+        yield None
+        return
+    http, dicom = free_port(), free_port()
+    config = {
+        "Name": "bench",
+        "StorageDirectory": str(work / "orthanc"),
+        "IndexDirectory": str(work / "orthanc"),
+        "HttpPort": http,
+        "DicomPort": dicom,
+        "DicomAet": "ORTHANC",
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomCheckCalledAet": False,
+        "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        "ConcurrentJobs": 2,
+    }
+    path = work / "orthanc.json"
+    path.write_text(json.dumps(config))
+    with process([binary, str(path)], ENV, work / "orthanc.log"):
+        wait_port(http)
+        wait_port(dicom)
+        yield Target("Orthanc", "ORTHANC", dicom, f"http://127.0.0.1:{http}/dicom-web")
+
+
+FACTORIES = {"bare": bare, "orthanc": orthanc}
+
+
+def with_fresh_uids(source: Path, target: Path) -> list[Path]:
+    """The same pixels under new UIDs, so each run stores new objects."""
+    from pydicom import dcmread
+
+    target.mkdir(parents=True)
+    study, series = generate_uid(), generate_uid()
+    paths = []
+    for path in sorted(source.iterdir()):
+        ds = dcmread(path)
+        uid = generate_uid()
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, uid
+        ds.file_meta.MediaStorageSOPInstanceUID = uid
+        out = target / path.name
+        ds.save_as(out, enforce_file_format=True)
+        paths.append(out)
+    return paths
+
+
+def timed_ms(target: Target, path: str, runs: int = 7) -> tuple[float, float, int]:
+    """First (cold) latency, then the median of ``runs`` repeats, and the result count."""
+    times = []
+    count = 0
+    for _ in range(runs + 1):
+        started = time.perf_counter()
+        count = len(json.loads(target.get(path) or b"[]"))
+        times.append((time.perf_counter() - started) * 1000)
+    return times[0], statistics.median(times[1:]), count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--rows", type=int, default=512)
+    parser.add_argument("--studies", type=int, default=500)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="NOCTIS_DICOM_WORKERS for the Noctis run"
+    )
+    args = parser.parse_args()
+    if shutil.which("storescu") is None:
+        raise SystemExit("storescu (Debian package dcmtk) is required")
+    with tempfile.TemporaryDirectory(prefix="noctis-bench-") as tmp:
+        work = Path(tmp)
+        source = write_series(work / "series", args.slices, args.rows)
+        runs = {n: with_fresh_uids(source, work / f"run{n}") for n in (1, 4)}
+        rates: dict[str, dict[int, float]] = {}
+        targets: dict[str, Target] = {}
+        with contextlib.ExitStack() as stack:
+            print(
+                f"{args.slices} slices of {args.rows}x{args.rows}; Noctis with {args.workers} "
+                "gateway worker process(es)"
+            )
+            for name in ("noctis", "bare", "orthanc"):
+                target = stack.enter_context(
+                    noctis(work, args.workers) if name == "noctis" else FACTORIES[name](work)
+                )
+                if target is None:
+                    print("Orthanc is not installed: skipped")
+                    continue
+                targets[target.name] = target
+                rates[target.name] = {}
+                for associations in (1, 4):
+                    rate = storescu(target.port, target.called, runs[associations], associations)
+                    rates[target.name][associations] = rate
+                    print(
+                        f"{target.name:16s} {associations} association(s): {rate:7.1f} img/s",
+                        flush=True,
+                    )
+            print()
+            for associations in (1, 4):
+                line = [f"{associations} assoc:"]
+                noctis_rate = rates["Noctis"][associations]
+                for name in ("bare pynetdicom", "Orthanc"):
+                    if name in rates:
+                        ratio = noctis_rate / rates[name][associations]
+                        line.append(f"Noctis/{name} = {ratio:.2f}x")
+                print("  ".join(line))
+            print()
+            studies = work / "studies"
+            files = []
+            for index in range(args.studies):
+                one = write_series(studies / f"{index:04d}", 1, 16)
+                files.extend(sorted(one.iterdir()))
+            big = runs[1][0]
+            from pydicom import dcmread
+
+            header = dcmread(big, stop_before_pixels=True)
+            series_path = (
+                f"/studies/{header.StudyInstanceUID}/series/{header.SeriesInstanceUID}/instances"
+            )
+            for name in ("Noctis", "Orthanc"):
+                target = targets.get(name)
+                if target is None:
+                    continue
+                storescu(target.port, target.called, files, 4)
+                cold, warm, found = timed_ms(target, "/studies?PatientName=*&limit=1000")
+                print(
+                    f"{name:8s} QIDO {found} studies (wildcard):  first {cold:7.1f} ms  "
+                    f"then median {warm:7.1f} ms"
+                )
+                cold, warm, listed = timed_ms(target, series_path)
+                print(
+                    f"{name:8s} QIDO {listed} instances of a series: first {cold:7.1f} ms  "
+                    f"then median {warm:7.1f} ms"
+                )
+
+
+if __name__ == "__main__":
+    main()
