@@ -211,6 +211,7 @@ export type RoomsResync = {
   seq: RoomsSeq;
   ops?: Array<RoomsOp>;
   snapshot?: RoomsSnapshot;
+  node?: string;
   [key: string]: unknown;
 };
 
@@ -362,9 +363,9 @@ export type WorkflowFinding = {
   };
 };
 
-export type ErrorCode = "bad_request" | "invalid_json" | "validation_failed" | "payload_too_large" | "unsupported_media_type" | "auth_required" | "invalid_token" | "token_expired" | "invalid_credentials" | "refresh_token_reused" | "account_disabled" | "account_locked" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "stale_version" | "weak_password" | "rate_limited" | "unknown_event" | "frame_out_of_range" | "invalid_window" | "invalid_canvas" | "invalid_viewport" | "invalid_tile" | "invalid_quality" | "invalid_measurement" | "undecodable" | "unsupported" | "too_large" | "not_a_volume" | "not_acceptable" | "superseded" | "internal_error" | "service_unavailable" | "invalid_transition" | "already_claimed" | "claim_required" | "invalid_api_key" | "unknown_study";
+export type ErrorCode = "bad_request" | "invalid_json" | "validation_failed" | "payload_too_large" | "unsupported_media_type" | "auth_required" | "invalid_token" | "token_expired" | "invalid_credentials" | "refresh_token_reused" | "account_disabled" | "account_locked" | "forbidden" | "not_found" | "method_not_allowed" | "not_acceptable" | "conflict" | "stale_version" | "weak_password" | "rate_limited" | "unknown_event" | "frame_out_of_range" | "invalid_window" | "invalid_canvas" | "invalid_viewport" | "invalid_tile" | "invalid_quality" | "invalid_measurement" | "undecodable" | "unsupported" | "too_large" | "not_a_volume" | "superseded" | "internal_error" | "service_unavailable" | "invalid_transition" | "already_claimed" | "claim_required" | "invalid_api_key" | "unknown_study";
 
-export const ERROR_CODES = ["bad_request","invalid_json","validation_failed","payload_too_large","unsupported_media_type","auth_required","invalid_token","token_expired","invalid_credentials","refresh_token_reused","account_disabled","account_locked","forbidden","not_found","method_not_allowed","conflict","stale_version","weak_password","rate_limited","unknown_event","frame_out_of_range","invalid_window","invalid_canvas","invalid_viewport","invalid_tile","invalid_quality","invalid_measurement","undecodable","unsupported","too_large","not_a_volume","not_acceptable","superseded","internal_error","service_unavailable","invalid_transition","already_claimed","claim_required","invalid_api_key","unknown_study"] as const;
+export const ERROR_CODES = ["bad_request","invalid_json","validation_failed","payload_too_large","unsupported_media_type","auth_required","invalid_token","token_expired","invalid_credentials","refresh_token_reused","account_disabled","account_locked","forbidden","not_found","method_not_allowed","not_acceptable","conflict","stale_version","weak_password","rate_limited","unknown_event","frame_out_of_range","invalid_window","invalid_canvas","invalid_viewport","invalid_tile","invalid_quality","invalid_measurement","undecodable","unsupported","too_large","not_a_volume","superseded","internal_error","service_unavailable","invalid_transition","already_claimed","claim_required","invalid_api_key","unknown_study"] as const;
 
 export interface EventPayloads {
   "ai.finding.created": {
@@ -457,6 +458,7 @@ export interface EventPayloads {
     study_uid: RoomsStudyUid;
     presenter: RoomsActor;
     viewport: RoomsViewport;
+    node?: string;
     [key: string]: unknown;
   };
   "frame": {
@@ -704,9 +706,10 @@ export interface RequestBodies {
       performing_physician?: DicomPersonName;
     };
   };
-  "facilities.branding": {
+  "facilities.profile": {
     name: WorkflowLo;
     logo_png?: string;
+    timezone?: string;
   };
   "macros.create": {
     name: string;
@@ -845,9 +848,10 @@ export interface ResponseBodies {
   "users.update": AuthUser;
   "worklist.list": {
     items: Array<WorkflowStudy>;
-    total: number;
+    total?: number;
     limit: number;
     offset: number;
+    has_more: boolean;
     [key: string]: unknown;
   };
 }
@@ -872,7 +876,7 @@ export const REQUESTS = {
   "dicom.scheduled_procedures.cancel": { method: "DELETE", path: "/api/dicom/scheduled-procedures/{id}" },
   "dicom.scheduled_procedures.create": { method: "POST", path: "/api/dicom/scheduled-procedures" },
   "dicom.scheduled_procedures.list": { method: "GET", path: "/api/dicom/scheduled-procedures" },
-  "facilities.branding": { method: "PUT", path: "/api/facilities/{facility}/branding" },
+  "facilities.profile": { method: "PUT", path: "/api/facilities/{facility}/profile" },
   "macros.create": { method: "POST", path: "/api/report-macros" },
   "macros.expand": { method: "POST", path: "/api/report-macros/expand" },
   "macros.list": { method: "GET", path: "/api/report-macros" },
