@@ -33,6 +33,7 @@ export function worklistQuery(filters: WorklistFilters): Record<string, string |
     until: filters.until ? `${filters.until}T23:59:59Z` : undefined,
     q: filters.q.trim() || undefined,
     limit: "200",
+    count: true,
   };
 }
 

@@ -46,6 +46,7 @@ def test_worklist_lists_studies_stat_first_and_searches(
     sign_in(page, server, reader)
     rows = page.get_by_test_id("worklist-row")
     expect(rows).to_have_count(3)
+    expect(page.get_by_test_id("worklist-count")).to_have_text("3 studies")
     expect(rows.first).to_contain_text(stat)
     expect(rows.first).to_contain_text("STAT")
     expect(rows.first).to_have_class("row priority-stat")

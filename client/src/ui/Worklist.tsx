@@ -3,7 +3,6 @@ import type { Connection } from "../connection";
 import { ApiFailure } from "../protocol/errors";
 import type { AlertsAlert, EventPayloads } from "../protocol/generated";
 import type { Session } from "../session";
-import { queryString } from "../session";
 import { NO_FILTERS, matches, mergeStudy, sortStudies, worklistQuery, type Study, type WorklistFilters } from "../worklist";
 import { navigate } from "./hooks";
 
@@ -18,10 +17,6 @@ const STATUS_LABEL: Record<Study["status"], string> = {
   cancelled: "Cancelled",
 };
 
-interface ListResponse {
-  items: Study[];
-  total: number;
-}
 
 export function Worklist({ session, connection }: { session: Session; connection: Connection }) {
   const me = session.user?.username ?? "";
@@ -43,9 +38,9 @@ export function Worklist({ session, connection }: { session: Session; connection
   const load = useCallback(async () => {
     setLoading(true);
     try {
-      const page = await session.authorized<ListResponse>("GET", `/api/worklist${queryString(worklistQuery(filtersRef.current))}`);
+      const page = await session.request("worklist.list", { query: worklistQuery(filtersRef.current) });
       setRows(page.items);
-      setTotal(page.total);
+      setTotal(page.total ?? page.items.length);
       setError(null);
     } catch (failure) {
       setError(failure instanceof ApiFailure ? failure.message : "The worklist could not be loaded.");
