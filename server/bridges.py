@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.appkeys import HUB
+from server.appkeys import HUB, STORE
 from server.http.render_routes import RENDER_SERVICE
 from server.hub import DomainEvent
 from server.render.errors import RenderError
@@ -28,6 +28,7 @@ from server.render.measure import (
     cobb_angle,
     length,
 )
+from server.rooms.access import StoreStudyDirectory
 from server.rooms.measure import Shape
 from server.rooms.oplog import worklist_room
 from server.rooms.socket_server import SOCKETIO, user_room
@@ -35,13 +36,17 @@ from server.workflow.service import WORKFLOW
 
 
 class WorklistStudyDirectory:
-    """Which facility owns a study, from the worklist (it knows ordered and arrived studies)."""
+    """Which facility owns a study: the worklist knows ordered and arrived studies; the rooms'
+    own study index answers for any it does not list."""
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
 
     async def study_facility(self, study_uid: str) -> str | None:
-        return await self._app[WORKFLOW].studies.study_facility(study_uid)
+        facility = await self._app[WORKFLOW].studies.study_facility(study_uid)
+        if facility is not None:
+            return facility
+        return await StoreStudyDirectory(self._app[STORE]).study_facility(study_uid)
 
 
 def _roi(shape: Shape) -> Roi:
