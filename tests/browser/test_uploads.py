@@ -31,6 +31,7 @@ def test_upload_monitor_shows_a_c_store_live(
 
     row = page.locator(f'[data-testid=upload-row][data-studies~="{study.study_uid}"]')
     expect(row).to_have_count(1)
+    expect(row.get_by_test_id("upload-ae")).to_have_text(ae_title)
     expect(row.get_by_test_id("upload-stored")).to_have_text("4")
     expect(row).to_have_attribute("data-state", "closed")
     expect(page.get_by_test_id("completed-study")).to_contain_text(study.study_uid)
