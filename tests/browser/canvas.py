@@ -40,12 +40,16 @@ def signature(page: Page, index: int = 0) -> dict[str, Any]:
     return result
 
 
-def wait_drawn(page: Page, index: int = 0, *, not_key: str = "") -> str:
-    """Waits until the pane has drawn a full-quality frame (other than ``not_key``)."""
+def wait_drawn(page: Page, index: int = 0, *, not_key: str = "", containing: str = "") -> str:
+    """Waits until the pane has drawn a full-quality frame other than ``not_key`` whose request
+    contains ``containing``."""
     canvas = canvas_of(page, index)
     page.wait_for_function(
-        """([canvas, old]) => canvas.dataset.drawn && canvas.dataset.drawn !== old
-             && canvas.dataset.drawn.includes("quality=final")""",
-        arg=[canvas.element_handle(), not_key],
+        """([canvas, old, part]) => {
+             const drawn = canvas.dataset.drawn || "";
+             const final = drawn.includes("quality=final");
+             return drawn && drawn !== old && final && drawn.includes(part);
+           }""",
+        arg=[canvas.element_handle(), not_key, containing],
     )
     return str(canvas.get_attribute("data-drawn"))
