@@ -28,6 +28,7 @@ from server.dicom.archive import ARCHIVE
 from server.http.health import routes as health_routes
 from server.http.middleware import request_context, security_headers
 from server.http.render_routes import setup_render_routes
+from server.http.static import setup_static
 from server.hub import EventHub
 from server.rooms.dispatch import EVENTS, EventRouter
 from server.rooms.setup import INDEXES as ROOMS_INDEXES
@@ -35,6 +36,7 @@ from server.rooms.setup import draft_source as rooms_draft_source
 from server.rooms.setup import setup_rooms
 from server.rooms.socket_server import SOCKETIO, create_socket_server, install_connection_auth
 from server.rooms.uploads import setup_uploads
+from server.rooms.workflow_events import forward_workflow_events
 from server.store.blobs import GridFSBlobStore, LocalBlobStore
 from server.store.connect import open_store
 from server.store.database import IndexSpec, ensure_indexes
@@ -48,9 +50,9 @@ INDEXES: list[IndexSpec] = [
     *sessions.INDEXES,
     *audit.INDEXES,
     *dicom_setup.INDEXES,
+    *ROOMS_INDEXES,
 ]
 INDEXES += workflow_setup.INDEXES
-INDEXES += ROOMS_INDEXES
 
 
 @dataclass
@@ -115,10 +117,12 @@ def build_app(settings: Settings, options: AppOptions | None = None) -> web.Appl
     app.cleanup_ctx.extend([store_ctx, auth_ctx])
     app[DRAFT_SOURCE] = rooms_draft_source(app)
     workflow_setup.setup_workflow(app, options.clock)
+    forward_workflow_events(app)
     app.add_routes(health_routes)
     app.add_routes(auth_routes)
     dicom_setup.setup_dicom(app)
     setup_render_routes(app, lambda app: app[ARCHIVE])
     setup_rooms(app)  # after the render service: rooms render and measure through it
     setup_uploads(app)
+    setup_static(app)
     return app

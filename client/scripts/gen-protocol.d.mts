@@ -1,0 +1,3 @@
+export const CATALOG_DIR: string;
+export const OUTPUT: string;
+export function generate(dir?: string): string;

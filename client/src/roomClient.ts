@@ -1,0 +1,201 @@
+import type { Connection } from "./connection";
+import type {
+  AlertsAlert,
+  AnnotationsAnnotation,
+  AnnotationsAnnotationAck,
+  ChatMessageAck,
+  EventAcks,
+  EventPayloads,
+  RoomsOp,
+  RoomsParticipant,
+  RoomsResync,
+  RoomsViewport,
+} from "./protocol/generated";
+import { ReportSync } from "./report";
+import {
+  applyOp,
+  applyOps,
+  applyPresence,
+  fromSnapshot,
+  upsertAlert,
+  upsertAnnotation,
+  upsertBy,
+  type RoomState,
+} from "./room";
+
+type Listener = (state: RoomState) => void;
+
+/**
+ * This tab's membership of one study room: join (or re-join with `since` after a reconnect),
+ * keep the sequenced state, relay the report draft, and hand the presenter's viewport to the
+ * viewer while following.
+ */
+export class RoomClient {
+  state: RoomState | null = null;
+  error: string | null = null;
+  readonly report: ReportSync;
+  private listeners = new Set<Listener>();
+  private followers = new Set<(viewport: RoomsViewport, presenter: string) => void>();
+  private offs: Array<() => void> = [];
+  private syncing = false;
+  private left = false;
+
+  constructor(
+    private readonly connection: Connection,
+    readonly studyUid: string,
+  ) {
+    this.report = new ReportSync((message) => void this.sendReport(message));
+    const mine = (uid: string | undefined) => uid === this.studyUid;
+    this.offs.push(
+      connection.on("room.op", (op: RoomsOp) => {
+        if (mine(op.study_uid)) this.applyOp(op);
+      }),
+      connection.on("room.presence", (p: EventPayloads["room.presence"]) => {
+        if (mine(p.study_uid) && this.state) this.set(applyPresence(this.state, p.members, p.left));
+      }),
+      connection.on("follow.viewport", (p: EventPayloads["follow.viewport"]) => {
+        if (!mine(p.study_uid)) return;
+        for (const follower of this.followers) follower(p.viewport, p.presenter.user_id);
+      }),
+      connection.on("alert", (alert: AlertsAlert) => {
+        if (mine(alert.study_uid) && this.state) this.set({ ...this.state, alerts: upsertAlert(this.state.alerts, alert) });
+      }),
+      connection.on("report.sync", (p: EventPayloads["report.sync"]) => {
+        if (!mine(p.study_uid)) return;
+        const reply = this.report.receive(p.message);
+        if (reply) void this.sendReport(reply);
+      }),
+      connection.onResync(() => this.join()),
+    );
+  }
+
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    if (this.state) listener(this.state);
+    return () => this.listeners.delete(listener);
+  }
+
+  onFollowViewport(handler: (viewport: RoomsViewport, presenter: string) => void): () => void {
+    this.followers.add(handler);
+    return () => this.followers.delete(handler);
+  }
+
+  async join(): Promise<void> {
+    if (this.left) return;
+    const payload: EventPayloads["room.join"] = { study_uid: this.studyUid };
+    if (this.state) payload.since = this.state.seq;
+    const ack = await this.connection.request<RoomsResync>("room.join", payload);
+    this.adopt(ack);
+    await this.helloReport();
+  }
+
+  leave(): void {
+    this.left = true;
+    this.offs.forEach((off) => off());
+    this.listeners.clear();
+    this.followers.clear();
+    this.connection.request("room.leave", { study_uid: this.studyUid }).catch(() => undefined);
+    this.report.destroy();
+  }
+
+  me(sid: string | undefined): RoomsParticipant | undefined {
+    return this.state?.participants.find((p) => p.sid === sid);
+  }
+
+  async annotate(payload: Omit<EventPayloads["annotation.create"], "study_uid">): Promise<AnnotationsAnnotation> {
+    const ack = await this.connection.request<AnnotationsAnnotationAck>("annotation.create", { ...payload, study_uid: this.studyUid });
+    if (this.state) this.set({ ...this.state, annotations: upsertAnnotation(this.state.annotations, ack.annotation) });
+    return ack.annotation;
+  }
+
+  async deleteAnnotation(annotation: AnnotationsAnnotation): Promise<void> {
+    const ack = await this.connection.request<AnnotationsAnnotationAck>("annotation.delete", {
+      study_uid: this.studyUid,
+      id: annotation.id,
+      version: annotation.version,
+    });
+    if (this.state) this.set({ ...this.state, annotations: upsertAnnotation(this.state.annotations, { ...ack.annotation, deleted: true }) });
+  }
+
+  async undo(): Promise<void> {
+    const ack = await this.connection.request<AnnotationsAnnotationAck>("annotation.undo", { study_uid: this.studyUid });
+    if (this.state) this.set({ ...this.state, annotations: upsertAnnotation(this.state.annotations, ack.annotation) });
+  }
+
+  async chat(text: string, mentions: string[], viewport?: RoomsViewport): Promise<void> {
+    const payload: Record<string, unknown> = { study_uid: this.studyUid, text };
+    if (mentions.length) payload.mentions = mentions;
+    if (viewport) payload.ref = { viewport };
+    const ack = await this.connection.request<ChatMessageAck>("chat.send", payload);
+    if (this.state) this.set({ ...this.state, chat: upsertBy(this.state.chat, ack.message, (m) => m.id, () => true) });
+  }
+
+  /** Any study-room event (follow.*, alert actions): the study is filled in. */
+  request(event: string, payload: Record<string, unknown> = {}): Promise<unknown> {
+    return this.connection.request(event, { study_uid: this.studyUid, ...payload });
+  }
+
+  /** Where this reader is; volatile (dropped when offline, batched by the server). */
+  presence(viewport: RoomsViewport | null, cursor?: EventPayloads["presence.update"]["cursor"]): void {
+    const payload: Record<string, unknown> = { study_uid: this.studyUid };
+    if (viewport) {
+      payload.viewport = viewport;
+      payload.render = false;
+    }
+    if (cursor !== undefined) payload.cursor = cursor;
+    this.connection.volatile("presence.update", payload);
+  }
+
+  private adopt(ack: RoomsResync): void {
+    if (ack.mode === "snapshot" && ack.snapshot) {
+      this.set(fromSnapshot(ack.snapshot));
+    } else if (this.state && ack.ops) {
+      const result = applyOps(this.state, ack.ops);
+      this.set(result.state);
+      if (result.gap) void this.sync();
+    }
+  }
+
+  private applyOp(op: RoomsOp): void {
+    if (!this.state) return;
+    const result = applyOp(this.state, op);
+    if (result.gap) {
+      void this.sync();
+      return;
+    }
+    if (result.state !== this.state) this.set(result.state);
+  }
+
+  /** A gap in seq: fetch what was missed (or a snapshot) once at a time. */
+  private async sync(): Promise<void> {
+    if (this.syncing || !this.state) return;
+    this.syncing = true;
+    try {
+      const ack = await this.connection.request<RoomsResync>("room.sync", { study_uid: this.studyUid, since: this.state.seq });
+      this.adopt(ack);
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  private async helloReport(): Promise<void> {
+    await this.sendReport(this.report.hello());
+  }
+
+  private async sendReport(message: string): Promise<void> {
+    try {
+      const ack = await this.connection.request<EventAcks["report.sync"]>("report.sync", { study_uid: this.studyUid, message });
+      for (const answer of ack.messages) {
+        const reply = this.report.receive(answer);
+        if (reply) void this.sendReport(reply);
+      }
+    } catch {
+      // Edits stay in the local document; the next sync after reconnecting carries them.
+    }
+  }
+
+  private set(state: RoomState): void {
+    this.state = state;
+    for (const listener of this.listeners) listener(state);
+  }
+}

@@ -1,0 +1,45 @@
+import { useState } from "preact/hooks";
+import { ApiFailure } from "../protocol/errors";
+import type { Session } from "../session";
+
+export function SignIn({ session, reason }: { session: Session; reason?: string | undefined }) {
+  const [username, setUsername] = useState("");
+  const [password, setPassword] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await session.signIn(username.trim(), password);
+    } catch (failure) {
+      setError(failure instanceof ApiFailure ? failure.message : "Sign-in failed.");
+      setPassword("");
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <main class="signin">
+      <form class="signin-form" onSubmit={submit} autocomplete="on" data-testid="signin-form">
+        <h1>Noctis</h1>
+        {reason && !error && <p class="notice" role="status">{reason}</p>}
+        {error && <p class="error" role="alert" data-testid="signin-error">{error}</p>}
+        <label>
+          Username
+          <input name="username" autocomplete="username" required value={username}
+            onInput={(e) => setUsername((e.target as HTMLInputElement).value)} />
+        </label>
+        <label>
+          Password
+          <input name="password" type="password" autocomplete="current-password" required value={password}
+            onInput={(e) => setPassword((e.target as HTMLInputElement).value)} />
+        </label>
+        <button type="submit" disabled={busy}>{busy ? "Signing in…" : "Sign in"}</button>
+      </form>
+    </main>
+  );
+}

@@ -1,0 +1,131 @@
+/**
+ * Viewport math for one pane: which slice, the window, and how the server-rendered image sits on
+ * the canvas (zoom, pan, rotation, flips). The server renders pixels (window/level, invert); the
+ * geometric transform is applied here, so image coordinates (what annotations and cursors are
+ * stored in) map to the canvas and back exactly.
+ */
+
+export type Rotation = 0 | 90 | 180 | 270;
+
+export interface View {
+  index: number;
+  center: number;
+  width: number;
+  zoom: number;
+  /** Offset of the image centre from the canvas centre, in image pixels (screen-aligned). */
+  panX: number;
+  panY: number;
+  rotation: Rotation;
+  flipH: boolean;
+  flipV: boolean;
+  invert: boolean;
+}
+
+export interface Size {
+  width: number;
+  height: number;
+}
+
+export type Point = [number, number];
+
+export const MIN_ZOOM = 0.05;
+export const MAX_ZOOM = 64;
+
+export function initialView(center: number, width: number, index = 0): View {
+  return { index, center, width, zoom: 1, panX: 0, panY: 0, rotation: 0, flipH: false, flipV: false, invert: false };
+}
+
+/** Back to the first look at the current slice: default window, fitted, unrotated. */
+export function resetView(view: View, center: number, width: number): View {
+  return initialView(center, width, view.index);
+}
+
+function rotated(image: Size, rotation: Rotation): Size {
+  return rotation === 90 || rotation === 270 ? { width: image.height, height: image.width } : image;
+}
+
+/** The scale that fits the (rotated) image into the canvas. */
+export function fitScale(image: Size, canvas: Size, rotation: Rotation): number {
+  const r = rotated(image, rotation);
+  if (r.width <= 0 || r.height <= 0) return 1;
+  return Math.min(canvas.width / r.width, canvas.height / r.height);
+}
+
+export function scaleOf(view: View, image: Size, canvas: Size): number {
+  return fitScale(image, canvas, view.rotation) * view.zoom;
+}
+
+/** The canvas transform `[a, b, c, d, e, f]` (as for CanvasRenderingContext2D.setTransform). */
+export function transform(view: View, image: Size, canvas: Size): [number, number, number, number, number, number] {
+  const s = scaleOf(view, image, canvas);
+  const theta = (view.rotation * Math.PI) / 180;
+  const cos = Math.round(Math.cos(theta));
+  const sin = Math.round(Math.sin(theta));
+  const fx = (view.flipH ? -1 : 1) * s;
+  const fy = (view.flipV ? -1 : 1) * s;
+  const a = cos * fx;
+  const b = sin * fx;
+  const c = -sin * fy;
+  const d = cos * fy;
+  const cx = image.width / 2;
+  const cy = image.height / 2;
+  const e = canvas.width / 2 + view.panX * s - (a * cx + c * cy);
+  const f = canvas.height / 2 + view.panY * s - (b * cx + d * cy);
+  return [a, b, c, d, e, f];
+}
+
+export function imageToCanvas(view: View, image: Size, canvas: Size, p: Point): Point {
+  const [a, b, c, d, e, f] = transform(view, image, canvas);
+  return [a * p[0] + c * p[1] + e, b * p[0] + d * p[1] + f];
+}
+
+export function canvasToImage(view: View, image: Size, canvas: Size, p: Point): Point {
+  const [a, b, c, d, e, f] = transform(view, image, canvas);
+  const det = a * d - b * c;
+  const x = p[0] - e;
+  const y = p[1] - f;
+  return [(d * x - c * y) / det, (-b * x + a * y) / det];
+}
+
+/** Drag right widens the window, drag down raises the centre; faster for wide windows. */
+export function windowDrag(view: View, dx: number, dy: number): View {
+  const k = Math.max(0.5, view.width / 256);
+  return { ...view, width: Math.max(1, view.width + dx * k), center: view.center + dy * k };
+}
+
+export function scrollTo(view: View, index: number, count: number): View {
+  const clamped = Math.min(Math.max(0, Math.round(index)), Math.max(0, count - 1));
+  return clamped === view.index ? view : { ...view, index: clamped };
+}
+
+export function scrollBy(view: View, delta: number, count: number): View {
+  return scrollTo(view, view.index + delta, count);
+}
+
+/** Zoom by `factor` keeping the image point under `anchor` (canvas px) where it is. */
+export function zoomAt(view: View, image: Size, canvas: Size, factor: number, anchor: Point): View {
+  const zoom = Math.min(MAX_ZOOM, Math.max(MIN_ZOOM, view.zoom * factor));
+  const before = canvasToImage(view, image, canvas, anchor);
+  const next = { ...view, zoom };
+  const landed = imageToCanvas(next, image, canvas, before);
+  const s = scaleOf(next, image, canvas);
+  return { ...next, panX: next.panX + (anchor[0] - landed[0]) / s, panY: next.panY + (anchor[1] - landed[1]) / s };
+}
+
+export function panBy(view: View, image: Size, canvas: Size, dx: number, dy: number): View {
+  const s = scaleOf(view, image, canvas);
+  return { ...view, panX: view.panX + dx / s, panY: view.panY + dy / s };
+}
+
+export function rotateRight(view: View): View {
+  return { ...view, rotation: ((view.rotation + 90) % 360) as Rotation };
+}
+
+/** Cine: the next slice at a given frame rate, wrapping at the end. */
+export function cineNext(view: View, count: number): View {
+  return count <= 1 ? view : { ...view, index: (view.index + 1) % count };
+}
+
+export function cineIntervalMs(fps: number): number {
+  return 1000 / Math.min(60, Math.max(1, fps));
+}

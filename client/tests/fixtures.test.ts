@@ -1,0 +1,51 @@
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { CATALOG_DIR } from "../scripts/gen-protocol.mjs";
+import type { AlertsAlert, RoomsOp, RoomsResync } from "../src/protocol/generated";
+import { ReportSync } from "../src/report";
+import { applyOp, fromSnapshot, upsertAlert } from "../src/room";
+
+/** The rooms' one-message fixtures, fed through the client code that handles each message. */
+const dir = join(CATALOG_DIR, "fixtures");
+const load = (name: string): { event: string; kind: string; message: unknown } | null => {
+  const path = join(dir, `${name}.json`);
+  return existsSync(path) ? JSON.parse(readFileSync(path, "utf8")) : null;
+};
+const hasRoomFixtures = existsSync(dir) && readdirSync(dir).some((f) => f.startsWith("rooms."));
+
+describe.runIf(hasRoomFixtures)("room fixtures through the client", () => {
+  it("a join snapshot becomes room state", () => {
+    const ack = load("rooms.join.ack.snapshot")!.message as RoomsResync;
+    const state = fromSnapshot(ack.snapshot!);
+    expect(state.seq).toBe(ack.seq);
+    expect(state.participants.length).toBe(ack.snapshot!.participants.length);
+  });
+
+  it("the next op applies; a later one is a gap", () => {
+    const op = load("rooms.op")!.message as RoomsOp;
+    const base = fromSnapshot({
+      study_uid: op.study_uid, seq: op.seq - 1, participants: [], presenter: null, annotations: [],
+      chat: [], report: { state_vector: "", updates: 0 }, alerts: [],
+    });
+    const applied = applyOp(base, op);
+    expect(applied.gap).toBe(false);
+    expect(applied.state.seq).toBe(op.seq);
+    if (op.type === "annotation.created") expect(applied.state.annotations).toHaveLength(1);
+    expect(applyOp(base, { ...op, seq: op.seq + 1 }).gap).toBe(true);
+  });
+
+  it("an alert is kept by id and version", () => {
+    const alert = load("rooms.alert")!.message as AlertsAlert;
+    const list = upsertAlert([], alert);
+    expect(upsertAlert(list, { ...alert, version: alert.version - 1 })).toBe(list);
+  });
+
+  it("the server-side sync step 1 is answered with a step 2", () => {
+    const sync = load("rooms.report.sync")!.message as { message: string };
+    const client = new ReportSync(() => undefined);
+    const reply = client.receive(sync.message);
+    expect(reply).not.toBeNull();
+    expect(Array.from(atob(reply!).slice(0, 2), (c) => c.charCodeAt(0))).toEqual([0, 1]);
+  });
+});
