@@ -86,7 +86,8 @@ def serve(settings: Settings) -> None:
     configure_logging(settings.log_level)
     app = build_app(settings, AppOptions(on_admin_created=_print_admin))
 
-    async def announce(_: web.Application) -> None:
+    def announce(_: str) -> None:
+        """Called by ``run_app`` once the port is bound, so the URL printed already answers."""
         base = f"http://{settings.http_host}:{settings.http_port}"
         store = "MongoDB" if settings.mongo_url else f"embedded, in {settings.data_dir}"
         print(
@@ -96,12 +97,11 @@ def serve(settings: Settings) -> None:
             flush=True,
         )
 
-    app.on_startup.append(announce)
     web.run_app(
         app,
         host=settings.http_host,
         port=settings.http_port,
-        print=None,
+        print=announce,
         shutdown_timeout=10,
         access_log=None,
     )

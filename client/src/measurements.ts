@@ -34,6 +34,7 @@ export function measurementLines(values: Record<string, unknown> | undefined, un
   const lines: string[] = [];
   const sharedUnit = typeof values.unit === "string" ? values.unit : typeof values.units === "string" ? values.units : unitsHint;
   const areaUnit = typeof values.area_unit === "string" ? values.area_unit : "";
+  const valueUnit = typeof values.value_unit === "string" ? values.value_unit : sharedUnit;
   for (const [key, raw] of Object.entries(values)) {
     if (key === "unit" || key === "units" || key === "pixels" || key.endsWith("_unit")) continue;
     let number: number | null = null;
@@ -58,7 +59,8 @@ export function measurementLines(values: Record<string, unknown> | undefined, un
     }
     if (!unit && base === "area") unit = areaUnit;
     if (!unit && (base === "angle" || base === "cobb")) unit = "°";
-    if (!unit && ["mean", "std", "min", "max", "value"].includes(base)) unit = sharedUnit;
+    if (!unit && base === "length") unit = sharedUnit;
+    if (!unit && ["mean", "std", "min", "max", "value"].includes(base)) unit = valueUnit;
     const label = LABELS[base] ?? base.replace(/_/g, " ");
     lines.push(`${label} ${format(number)}${unit ? (unit === "°" ? "°" : ` ${unit}`) : ""}`);
   }

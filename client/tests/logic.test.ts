@@ -76,6 +76,13 @@ describe("measurement labels", () => {
     expect(measurementLines({ angle_deg: 31.5 })).toEqual(["Angle 31.50°"]);
     expect(measurementLines({ area_mm2: 120.5, mean: 40.25, unit: "HU" })).toEqual(["Area 120.5 mm²", "Mean 40.25 HU"]);
     expect(measurementLines({ length: { value: 3, unit: "mm" } })).toEqual(["Length 3.00 mm"]);
+    // The rooms' measurer shape: one shared unit, or value_unit/area_unit for ROI statistics.
+    expect(measurementLines({ length: 32.789, unit: "mm", caveat: null })).toEqual(["Length 32.79 mm"]);
+    expect(measurementLines({ angle: 12, unit: "deg" })).toEqual(["Angle 12.00°"]);
+    expect(measurementLines({ mean: 40.25, area: 120.5, area_unit: "mm²", value_unit: "HU" })).toEqual([
+      "Mean 40.25 HU",
+      "Area 120.5 mm²",
+    ]);
     expect(measurementLines(undefined)).toEqual([]);
   });
 });

@@ -13,6 +13,7 @@ EDGE = {
     "handlers.py",
     "setup.py",
     "uploads.py",
+    "workflow_events.py",
 }
 TRANSPORT = {"socketio", "engineio", "aiohttp"}
 

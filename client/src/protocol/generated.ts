@@ -31,6 +31,7 @@ export type AlertsAlert = {
   title: string;
   message?: string;
   assigned_to?: (string) | (null);
+  assigned_user_id?: (string) | (null);
   escalation_level?: number;
   version: number;
   raised_at?: number;
