@@ -55,11 +55,7 @@ class Archive:
         series_instance_uid: str | None = None,
         facility: str | None = None,
     ) -> list[Document]:
-        query: Document = {}
-        if study_instance_uid is not None:
-            query["study_uid"] = study_instance_uid
-        if series_instance_uid is not None:
-            query["series_uid"] = series_instance_uid
+        query = _uid_query(study_instance_uid, series_instance_uid)
         if not query:
             raise ValueError("name a study or a series")
         docs = [doc async for doc in self._store[INSTANCES].find(_scope(query, facility), None)]
@@ -75,13 +71,7 @@ class Archive:
         facility: str | None = None,
     ) -> list[Document]:
         """Metadata documents (``json`` is a DICOM JSON string) in instance order."""
-        query: Document = {}
-        if study_instance_uid is not None:
-            query["study_uid"] = study_instance_uid
-        if series_instance_uid is not None:
-            query["series_uid"] = series_instance_uid
-        if sop_instance_uid is not None:
-            query["_id"] = sop_instance_uid
+        query = _uid_query(study_instance_uid, series_instance_uid, sop_instance_uid)
         docs = [doc async for doc in self._store[METADATA].find(_scope(query, facility))]
         docs.sort(key=_instance_order)
         return docs
@@ -93,6 +83,12 @@ class Archive:
         self, series_instance_uid: str, facility: str | None = None
     ) -> Document | None:
         return await self._store[SERIES].find_one(_scope({"_id": series_instance_uid}, facility))
+
+
+def _uid_query(study: str | None, series: str | None, sop: str | None = None) -> Document:
+    """The index documents of instances carry their study and series UIDs; the SOP UID is _id."""
+    named = {"study_uid": study, "series_uid": series, "_id": sop}
+    return {field: uid for field, uid in named.items() if uid is not None}
 
 
 def _instance_order(doc: Document) -> tuple[int, str]:
