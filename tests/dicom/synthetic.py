@@ -1,17 +1,22 @@
-"""A small synthetic CT series with known pixel values, written with pydicom.
+"""The gateway tests' series: small CT slices whose every stored value can be checked.
 
-Pixel (r, c) of slice k holds ``(k * 7 + r + c) % 4096 - 1024`` (stored with RescaleIntercept
--1024), so a reader can check any value it gets back.
+Stored pixel (r, c) of the slice with Instance Number k holds ``(k * 7 + r + c) % 4096``, so a
+reader can verify any value it gets back without keeping the sent datasets. The slices come in
+descending Instance Number order, the way some modalities send them, so that the archive's
+ordering is exercised. The datasets themselves are built by the one generator,
+`tests.support.synthetic.ct_series`.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+import numpy.typing as npt
+from pydicom.dataset import Dataset
+
+from tests.support.synthetic import INTERCEPT, dataset_bytes
+from tests.support.synthetic import ct_series as synthetic_ct_series
 
 NOCTIS_TEST_ROOT = "1.2.826.0.1.3680043.10.1234."
 
@@ -26,9 +31,9 @@ class Series:
         return [to_bytes(ds) for ds in self.datasets]
 
 
-def pixels(index: int, rows: int, columns: int) -> np.ndarray:
+def pixels(instance_number: int, rows: int, columns: int) -> npt.NDArray[np.uint16]:
     r, c = np.indices((rows, columns))
-    return ((index * 7 + r + c) % 4096).astype(np.uint16)
+    return ((instance_number * 7 + r + c) % 4096).astype(np.uint16)
 
 
 def ct_series(
@@ -42,57 +47,30 @@ def ct_series(
     study_uid: str | None = None,
     modality: str = "CT",
 ) -> Series:
-    study_uid = study_uid or generate_uid(prefix=NOCTIS_TEST_ROOT)
-    series_uid = generate_uid(prefix=NOCTIS_TEST_ROOT)
-    datasets = []
-    for index in range(count):
-        ds = Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-        sop_uid = generate_uid(prefix=NOCTIS_TEST_ROOT)
-        ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-        ds.SpecificCharacterSet = "ISO_IR 100"
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = sop_uid
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = series_uid
-        ds.PatientName = patient_name
-        ds.PatientID = patient_id
-        ds.PatientBirthDate = "19700101"
-        ds.PatientSex = "F"
-        ds.StudyDate = study_date
-        ds.StudyTime = "101500"
-        ds.AccessionNumber = accession
-        ds.StudyID = "1"
-        ds.StudyDescription = "CT CHEST"
-        ds.ReferringPhysicianName = "Ref^Doctor"
-        ds.Modality = modality
-        ds.SeriesNumber = 1
-        ds.SeriesDescription = "AXIAL"
-        ds.InstanceNumber = count - index
-        ds.ImagePositionPatient = [0, 0, float(count - index)]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.PixelSpacing = [0.5, 0.5]
-        ds.SliceThickness = 1.0
-        ds.Rows = rows
-        ds.Columns = columns
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = 16
-        ds.BitsStored = 12
-        ds.HighBit = 11
-        ds.PixelRepresentation = 0
-        ds.RescaleIntercept = -1024
-        ds.RescaleSlope = 1
-        ds.WindowCenter = 40
-        ds.WindowWidth = 400
-        ds.PixelData = pixels(count - index, rows, columns).tobytes()
-        datasets.append(ds)
-    return Series(study_uid, series_uid, datasets)
+    def hu(index: int, rows: int, columns: int) -> npt.NDArray[np.int16]:
+        return (pixels(index + 1, rows, columns).astype(np.int32) + INTERCEPT).astype(np.int16)
+
+    datasets = synthetic_ct_series(
+        count,
+        rows,
+        columns,
+        pixel_spacing=(0.5, 0.5),
+        slice_spacing=1.0,
+        origin=(0.0, 0.0, 1.0),
+        hu=hu,
+        patient_id=patient_id,
+        patient_name=patient_name,
+        study_instance_uid=study_uid,
+        accession_number=accession,
+        study_date=study_date,
+        study_description="CT CHEST",
+        series_description="AXIAL",
+        modality=modality,
+        uid_prefix=NOCTIS_TEST_ROOT,
+    )
+    datasets.reverse()
+    return Series(datasets[0].StudyInstanceUID, datasets[0].SeriesInstanceUID, datasets)
 
 
 def to_bytes(ds: Dataset) -> bytes:
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    return dataset_bytes(ds)

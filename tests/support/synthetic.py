@@ -22,6 +22,7 @@ import numpy.typing as npt
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
+    PYDICOM_ROOT_UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
     generate_uid,
@@ -67,6 +68,11 @@ def ct_series(
     series_instance_uid: str | None = None,
     accession_number: str = "ACC0001",
     series_number: int = 1,
+    study_date: str = "20260101",
+    study_description: str = "Synthetic CT",
+    series_description: str = "Synthetic phantom",
+    modality: str = "CT",
+    uid_prefix: str = PYDICOM_ROOT_UID,
 ) -> list[Dataset]:
     """`n_slices` CT slices stepping `slice_spacing` mm along the orientation's normal.
 
@@ -74,9 +80,9 @@ def ct_series(
     make gaps or tilted stacks. `hu(index, rows, cols)` gives each slice's values in HU
     (-1024..3071). Datasets carry file meta and are ready for `dcmwrite` or a C-STORE.
     """
-    study = study_instance_uid or generate_uid()
-    series = series_instance_uid or generate_uid()
-    frame_of_reference = generate_uid()
+    study = study_instance_uid or generate_uid(prefix=uid_prefix)
+    series = series_instance_uid or generate_uid(prefix=uid_prefix)
+    frame_of_reference = generate_uid(prefix=uid_prefix)
     row_dir = np.array(orientation[:3], dtype=float)
     col_dir = np.array(orientation[3:], dtype=float)
     normal = np.cross(row_dir, col_dir)
@@ -89,11 +95,15 @@ def ct_series(
         values = hu(index, rows, cols).astype(np.int32) - INTERCEPT
         if values.min() < 0 or values.max() > 4095:
             raise ValueError("HU values must lie within -1024..3071 for 12-bit storage")
-        ds = _ct_slice(study, series, frame_of_reference, index, rows, cols)
+        ds = _ct_slice(study, series, frame_of_reference, index, rows, cols, uid_prefix)
         ds.PatientID = patient_id
         ds.PatientName = patient_name
         ds.AccessionNumber = accession_number
         ds.SeriesNumber = series_number
+        ds.StudyDate = study_date
+        ds.StudyDescription = study_description
+        ds.SeriesDescription = series_description
+        ds.Modality = modality
         ds.ImagePositionPatient = [f"{v:.6g}" for v in position]
         ds.ImageOrientationPatient = [f"{v:.6g}" for v in orientation]
         ds.SliceLocation = f"{float(np.dot(position, normal)):.6g}"
@@ -108,9 +118,15 @@ def ct_series(
 
 
 def _ct_slice(
-    study: str, series: str, frame_of_reference: str, index: int, rows: int, cols: int
+    study: str,
+    series: str,
+    frame_of_reference: str,
+    index: int,
+    rows: int,
+    cols: int,
+    uid_prefix: str,
 ) -> Dataset:
-    sop_instance_uid = generate_uid()
+    sop_instance_uid = generate_uid(prefix=uid_prefix)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = sop_instance_uid
@@ -118,17 +134,17 @@ def _ct_slice(
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds = Dataset()
     ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID = CTImageStorage
     ds.SOPInstanceUID = sop_instance_uid
     ds.StudyInstanceUID = study
     ds.SeriesInstanceUID = series
     ds.FrameOfReferenceUID = frame_of_reference
-    ds.Modality = "CT"
-    ds.StudyDate = "20260101"
-    ds.StudyTime = "120000"
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "F"
+    ds.ReferringPhysicianName = "Ref^Doctor"
+    ds.StudyTime = "101500"
     ds.StudyID = "1"
-    ds.StudyDescription = "Synthetic CT"
-    ds.SeriesDescription = "Synthetic phantom"
     ds.InstanceNumber = index + 1
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.SamplesPerPixel = 1
