@@ -281,12 +281,7 @@ class Studies:
         for _ in range(_MAX_RETRIES if retry else 1):
             fields = dict(changes)
             fields["updated_at"] = self.now()
-            fields.update(derived({**doc, **fields}))
-            updated = await self.collection.find_one_and_update(
-                {"_id": doc["_id"], "version": doc["version"]},
-                {"$set": fields, "$inc": {"version": 1}},
-                return_document=ReturnDocument.AFTER,
-            )
+            updated = await self._write_if_unchanged(doc, fields)
             if updated is not None:
                 break
             doc = await self.get(doc["_id"])
@@ -430,14 +425,9 @@ class Studies:
             if current is Status.UNREAD:
                 check_transition(current, Status.READING, actor_of(principal))
                 fields.update(status=Status.READING.value, status_at=now)
-            fields.update(derived({**doc, **fields}))
             # Conditional on the version read: the claim checked free above is still free, so
             # of two racing readers exactly one write matches.
-            updated = await self.collection.find_one_and_update(
-                {"_id": study_id, "version": doc["version"]},
-                {"$set": fields, "$inc": {"version": 1}},
-                return_document=ReturnDocument.AFTER,
-            )
+            updated = await self._write_if_unchanged(doc, fields)
             if updated is None:
                 continue
             renewed = doc.get("claimed_by") == principal.username
@@ -495,12 +485,7 @@ class Studies:
             if current is Status.READING:
                 check_transition(current, Status.UNREAD, actor_of(principal))
                 fields.update(status=Status.UNREAD.value, status_at=now)
-            fields.update(derived({**doc, **fields}))
-            updated = await self.collection.find_one_and_update(
-                {"_id": study_id, "version": doc["version"]},
-                {"$set": fields, "$inc": {"version": 1}},
-                return_document=ReturnDocument.AFTER,
-            )
+            updated = await self._write_if_unchanged(doc, fields)
             if updated is None:
                 continue
             await self._audit.record(
@@ -529,12 +514,7 @@ class Studies:
             if back_to_queue:
                 check_transition(Status.READING, Status.UNREAD, SYSTEM)
                 fields.update(status=Status.UNREAD.value, status_at=now)
-            fields.update(derived({**doc, **fields}))
-            updated = await self.collection.find_one_and_update(
-                {"_id": doc["_id"], "version": doc["version"]},
-                {"$set": fields, "$inc": {"version": 1}},
-                return_document=ReturnDocument.AFTER,
-            )
+            updated = await self._write_if_unchanged(doc, fields)
             if updated is None:
                 continue
             count += 1
@@ -550,6 +530,20 @@ class Studies:
                 await self._status_event(doc, Status.READING, Status.UNREAD, SYSTEM, now)
             await self._changed(updated, "claim")
         return count
+
+    async def _write_if_unchanged(self, doc: Document, fields: Document) -> Document | None:
+        """Write `fields` (and what derives from them) only if the row is still at `doc`'s version.
+
+        Every write bumps the version, so a stale read matches nothing and the caller decides
+        whether to retry on the fresh row or to answer 409.
+        """
+        fields = {**fields, **derived({**doc, **fields})}
+        updated: Document | None = await self.collection.find_one_and_update(
+            {"_id": doc["_id"], "version": doc["version"]},
+            {"$set": fields, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return updated
 
     # -- publishing ------------------------------------------------------------------------
 
