@@ -87,6 +87,20 @@ export function canvasToImage(view: View, image: Size, canvas: Size, p: Point): 
   return [(d * x - c * y) / det, (-b * x + a * y) / det];
 }
 
+/**
+ * Annotations, cursors and measurements are in the server's image coordinates, where pixel
+ * centres are at integers; on the canvas the image is drawn with pixel i spanning [i, i + 1].
+ * These two convert between the two conventions (the half-pixel matters to a probe).
+ */
+export function pixelToCanvas(view: View, image: Size, canvas: Size, p: Point): Point {
+  return imageToCanvas(view, image, canvas, [p[0] + 0.5, p[1] + 0.5]);
+}
+
+export function canvasToPixel(view: View, image: Size, canvas: Size, p: Point): Point {
+  const [x, y] = canvasToImage(view, image, canvas, p);
+  return [x - 0.5, y - 0.5];
+}
+
 /** Drag right widens the window, drag down raises the centre; faster for wide windows. */
 export function windowDrag(view: View, dx: number, dy: number): View {
   const k = Math.max(0.5, view.width / 256);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { measurementLines } from "../src/measurements";
+import { POINTS_NEEDED, measurementLines } from "../src/measurements";
 import type { RoomsOp } from "../src/protocol/generated";
 import { ReportSync } from "../src/report";
 import { applyOp, applyOps, applyPresence, fromSnapshot, mentionsIn, people } from "../src/room";
@@ -84,6 +84,19 @@ describe("measurement labels", () => {
       "Area 120.5 mm²",
     ]);
     expect(measurementLines(undefined)).toEqual([]);
+  });
+
+  it("labels a probe's value in modality units, and a colour pixel's samples", () => {
+    const probe = { value: 1000, value_unit: "HU", pixel: [64, 64], patient_position: [32, 32, 2] };
+    expect(measurementLines(probe)).toEqual(["Value 1000.0 HU"]);
+    expect(measurementLines({ value: -3.5, value_unit: "HU", pixel: [0, 0], patient_position: null })).toEqual(["Value -3.50 HU"]);
+    expect(measurementLines({ value: [255, 12, 0], value_unit: "RGB", pixel: [1, 2] })).toEqual(["Value (255.0, 12.00, 0.000) RGB"]);
+  });
+
+  it("a probe takes one point, the other tools theirs", () => {
+    expect(POINTS_NEEDED.probe).toBe(1);
+    expect(POINTS_NEEDED.length).toBe(2);
+    expect(POINTS_NEEDED.cobb).toBe(4);
   });
 });
 

@@ -3,8 +3,10 @@ import {
   canvasToImage,
   cineNext,
   fitScale,
+  canvasToPixel,
   imageToCanvas,
   initialView,
+  pixelToCanvas,
   panBy,
   resetView,
   rotateRight,
@@ -28,6 +30,17 @@ describe("viewport geometry", () => {
     expect(fitScale(image, canvas, 0)).toBeCloseTo(800 / 512);
     close(imageToCanvas(view, image, canvas, [256, 128]), [400, 400]);
     close(imageToCanvas(view, image, canvas, [0, 0]), [0, 400 - 128 * (800 / 512)]);
+  });
+
+  it("puts pixel centres at integer image coordinates, as the server measures them", () => {
+    const view = initialView(40, 400);
+    const small = { width: 128, height: 128 };
+    const square = { width: 512, height: 512 };
+    // Pixel 64 spans canvas [256, 260) at scale 4: its centre is 258, and any click inside it
+    // rounds to 64.
+    close(pixelToCanvas(view, small, square, [64, 64]), [258, 258]);
+    close(canvasToPixel(view, small, square, [256.1, 259.9]), [63.525, 64.475]);
+    close(canvasToPixel(view, small, square, pixelToCanvas(view, small, square, [10.25, 99])), [10.25, 99]);
   });
 
   it("rotates clockwise by 90 degrees and refits the swapped sides", () => {

@@ -54,7 +54,7 @@ export type AlertsActionAck = {
   [key: string]: unknown;
 };
 
-export type AnnotationsKind = "length" | "angle" | "cobb" | "ellipse" | "rectangle" | "polygon" | "arrow" | "text" | "key_image";
+export type AnnotationsKind = "length" | "angle" | "cobb" | "ellipse" | "rectangle" | "polygon" | "probe" | "arrow" | "text" | "key_image";
 
 export type AnnotationsPoint = Array<number>;
 

@@ -1,12 +1,12 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { RenderInfo, SeriesInfo, Slice } from "../dicomweb";
-import { measurementLines } from "../measurements";
+import { POINTS_NEEDED, measurementLines } from "../measurements";
 import type { AnnotationsAnnotation, RoomsParticipant } from "../protocol/generated";
 import type { Session } from "../session";
 import {
-  canvasToImage,
-  imageToCanvas,
+  canvasToPixel,
   panBy,
+  pixelToCanvas,
   scrollBy,
   scrollTo,
   transform,
@@ -18,9 +18,9 @@ import {
 } from "../viewport";
 
 export type PaneMode = "stack" | "axial" | "sagittal" | "coronal";
-export type Tool = "wl" | "pan" | "zoom" | "length" | "angle" | "cobb" | "rectangle" | "ellipse" | "arrow" | "text";
+export type Tool = "wl" | "pan" | "zoom" | "length" | "angle" | "cobb" | "rectangle" | "ellipse" | "probe" | "arrow" | "text";
 
-export const MEASURE_TOOLS: Record<string, number> = { length: 2, arrow: 2, rectangle: 2, ellipse: 2, angle: 3, cobb: 4, text: 1 };
+export const MEASURE_TOOLS: Record<string, number> = POINTS_NEEDED;
 
 export interface PaneState {
   series: number;
@@ -164,7 +164,7 @@ export function Pane(props: PaneProps) {
     ctx.drawImage(image, 0, 0);
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     if (pane.mode !== "stack" || !slice) return;
-    const toCanvas = (p: Point) => imageToCanvas(view, imageSize, canvasSize, p);
+    const toCanvas = (p: Point) => pixelToCanvas(view, imageSize, canvasSize, p);
     for (const annotation of props.annotations) {
       if (annotation.instance_uid !== slice.sop || annotation.frame !== slice.frame) continue;
       drawAnnotation(ctx, annotation.kind, annotation.points as Point[], toCanvas, props.colourOf(annotation.author.user_id), labelOf(annotation));
@@ -177,7 +177,7 @@ export function Pane(props: PaneProps) {
   const imagePoint = (event: PointerEvent | WheelEvent | MouseEvent): Point | null => {
     if (!imageSize || !canvas.current) return null;
     const rect = canvas.current.getBoundingClientRect();
-    return canvasToImage(view, imageSize, canvasSize, [event.clientX - rect.left, event.clientY - rect.top]);
+    return canvasToPixel(view, imageSize, canvasSize, [event.clientX - rect.left, event.clientY - rect.top]);
   };
 
   const onPointerDown = (event: PointerEvent) => {
@@ -207,9 +207,11 @@ export function Pane(props: PaneProps) {
   const onPointerUp = (event: PointerEvent) => {
     const d = drag.current;
     drag.current = null;
-    if (!d || !(tool in MEASURE_TOOLS) || !d.moved) return;
+    const needed = MEASURE_TOOLS[tool] ?? 0;
+    // A drag ends a two-point shape; a one-point tool (probe, text) took its point on press.
+    if (!d || needed < 2 || !d.moved) return;
     const point = imagePoint(event);
-    if (point && props.draft.length < (MEASURE_TOOLS[tool] ?? 0)) props.onDraft([...props.draft, point]);
+    if (point && props.draft.length < needed) props.onDraft([...props.draft, point]);
   };
 
   const onWheel = (event: WheelEvent) => {
@@ -250,7 +252,7 @@ export function Pane(props: PaneProps) {
         {imageSize && slice && props.cursors.map((p) => {
           const c = p.cursor;
           if (!c || (c.instance_uid && c.instance_uid !== slice.sop)) return null;
-          const [x, y] = imageToCanvas(view, imageSize, canvasSize, [c.x, c.y]);
+          const [x, y] = pixelToCanvas(view, imageSize, canvasSize, [c.x, c.y]);
           if (x < 0 || y < 0 || x > canvasSize.width || y > canvasSize.height) return null;
           return (
             <span key={p.sid} class="cursor" data-testid="remote-cursor" ref={(el) => {
@@ -301,7 +303,17 @@ function drawAnnotation(
   ctx.fillStyle = colour;
   ctx.lineWidth = 2;
   ctx.beginPath();
-  if ((kind === "rectangle" || kind === "ellipse") && c.length >= 2) {
+  if (kind === "probe" && c.length >= 1) {
+    const [x, y] = c[0]!;
+    ctx.moveTo(x - 8, y);
+    ctx.lineTo(x - 3, y);
+    ctx.moveTo(x + 3, y);
+    ctx.lineTo(x + 8, y);
+    ctx.moveTo(x, y - 8);
+    ctx.lineTo(x, y - 3);
+    ctx.moveTo(x, y + 3);
+    ctx.lineTo(x, y + 8);
+  } else if ((kind === "rectangle" || kind === "ellipse") && c.length >= 2) {
     const [a, b] = [c[0]!, c[1]!];
     if (kind === "rectangle") ctx.rect(Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.abs(b[0] - a[0]), Math.abs(b[1] - a[1]));
     else ctx.ellipse((a[0] + b[0]) / 2, (a[1] + b[1]) / 2, Math.abs(b[0] - a[0]) / 2, Math.abs(b[1] - a[1]) / 2, 0, 0, Math.PI * 2);
@@ -316,7 +328,7 @@ function drawAnnotation(
     c.forEach((p, i) => (i === 0 ? ctx.moveTo(...p) : ctx.lineTo(...p)));
   }
   ctx.stroke();
-  for (const p of c) ctx.fillRect(p[0] - 2, p[1] - 2, 4, 4);
+  if (kind !== "probe") for (const p of c) ctx.fillRect(p[0] - 2, p[1] - 2, 4, 4);
   if (kind === "arrow" && c.length >= 2) {
     const [tip, tail] = [c[0]!, c[1]!];
     const angle = Math.atan2(tail[1] - tip[1], tail[0] - tip[0]);

@@ -26,7 +26,7 @@ type Layout = "1x1" | "1x2" | "2x2";
 const PANES: Record<Layout, number> = { "1x1": 1, "1x2": 2, "2x2": 4 };
 const TOOLS: Array<[Tool, string]> = [
   ["wl", "W/L"], ["pan", "Pan"], ["zoom", "Zoom"], ["length", "Length"], ["angle", "Angle"], ["cobb", "Cobb"],
-  ["rectangle", "Rect ROI"], ["ellipse", "Ellipse ROI"], ["arrow", "Arrow"], ["text", "Text"],
+  ["rectangle", "Rect ROI"], ["ellipse", "Ellipse ROI"], ["probe", "Probe"], ["arrow", "Arrow"], ["text", "Text"],
 ];
 const PRESENCE_MS = 100;
 
