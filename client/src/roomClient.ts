@@ -13,9 +13,12 @@ import type {
 } from "./protocol/generated";
 import { ReportSync } from "./report";
 import {
+  addRequest,
   applyOp,
   applyOps,
   applyPresence,
+  dropRequest,
+  setAnswer,
   fromSnapshot,
   upsertAlert,
   upsertAnnotation,
@@ -56,6 +59,12 @@ export class RoomClient {
       connection.on("follow.viewport", (p: EventPayloads["follow.viewport"]) => {
         if (!mine(p.study_uid)) return;
         for (const follower of this.followers) follower(p.viewport, p.presenter.user_id);
+      }),
+      connection.on("follow.requested", (request: EventPayloads["follow.requested"]) => {
+        if (mine(request.study_uid) && this.state) this.set(addRequest(this.state, request));
+      }),
+      connection.on("follow.answered", (answer: EventPayloads["follow.answered"]) => {
+        if (mine(answer.study_uid) && this.state) this.set(setAnswer(this.state, answer));
       }),
       connection.on("alert", (alert: AlertsAlert) => {
         if (mine(alert.study_uid) && this.state) this.set({ ...this.state, alerts: upsertAlert(this.state.alerts, alert) });
@@ -128,6 +137,21 @@ export class RoomClient {
     if (viewport) payload.ref = { viewport };
     const ack = await this.connection.request<ChatMessageAck>("chat.send", payload);
     if (this.state) this.set({ ...this.state, chat: upsertBy(this.state.chat, ack.message, (m) => m.id, () => true) });
+  }
+
+  /** Ask the presenter for control; their answer arrives as `state.answer`. */
+  async requestControl(): Promise<void> {
+    if (this.state) this.set({ ...this.state, answer: null });
+    await this.connection.request<EventAcks["follow.request"]>("follow.request", { study_uid: this.studyUid });
+  }
+
+  /** As presenter: grant or decline a request (a stale one is refused and dropped here). */
+  async answerControl(requestId: string, grant: boolean): Promise<void> {
+    try {
+      await this.connection.request<EventAcks["follow.answer"]>("follow.answer", { study_uid: this.studyUid, request_id: requestId, grant });
+    } finally {
+      if (this.state) this.set(dropRequest(this.state, requestId));
+    }
   }
 
   /** Any study-room event (follow.*, alert actions): the study is filled in. */

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { POINTS_NEEDED, measurementLines } from "../src/measurements";
 import type { RoomsOp } from "../src/protocol/generated";
 import { ReportSync } from "../src/report";
-import { applyOp, applyOps, applyPresence, fromSnapshot, mentionsIn, people } from "../src/room";
+import { addRequest, applyOp, applyOps, applyPresence, dropRequest, fromSnapshot, mentionsIn, people, setAnswer } from "../src/room";
 import { EMPTY_UPLOADS, formatBytes, rate, reduceUpload } from "../src/uploads";
 import { NO_FILTERS, matches, mergeStudy, sortStudies, worklistQuery, type Study } from "../src/worklist";
 
@@ -123,6 +123,22 @@ describe("room state", () => {
     expect(applyOp(one.state, op(7, "chat.message", {})).gap).toBe(true);
     const deleted = applyOp(one.state, op(6, "annotation.deleted", { annotation: annotation(2, true) }));
     expect(deleted.state.annotations).toHaveLength(0);
+  });
+
+  it("keeps requests for control made to this presenter until the presenter changes", () => {
+    const presenting = applyOp(base, op(5, "presenter.changed", { presenter: actor })).state;
+    const bob = { user_id: "u2", username: "bob" };
+    const request = { id: "r".repeat(32), study_uid: "1.2.3", from: bob, to: actor, at: 1 };
+    let s = addRequest(presenting, request);
+    expect(addRequest(s, request).requests).toHaveLength(1); // asked twice: one request
+    expect(addRequest(s, { ...request, id: "q".repeat(32), to: bob }).requests).toHaveLength(1); // not to me
+    expect(addRequest(s, { ...request, id: "p".repeat(32), study_uid: "9.9" })).toBe(s);
+    expect(dropRequest(s, request.id).requests).toHaveLength(0);
+    s = applyOp(s, op(6, "presenter.changed", { presenter: bob })).state;
+    expect(s.requests).toEqual([]);
+    const answer = { study_uid: "1.2.3", request_id: request.id, granted: false, by: actor };
+    expect(setAnswer(s, answer).answer).toEqual(answer);
+    expect(setAnswer(s, { ...answer, study_uid: "9.9" })).toBe(s);
   });
 
   it("sorts a batch of ops and stops at a hole", () => {

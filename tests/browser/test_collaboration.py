@@ -115,6 +115,51 @@ def test_two_readers_follow_measure_chat_and_write_one_report(
     screenshot(b, "two-readers-bob")
 
 
+def test_take_control_is_asked_for_and_granted_by_the_presenter(
+    server: LiveServer, new_context: Callable[[], BrowserContext]
+) -> None:
+    study = ct_study(f"CTRL{uuid.uuid4().hex[:6].upper()}^HAND", slices=5, size=SIZE)
+    server.c_store("CT1", study.datasets)
+    alice = server.add_user(TEST_PASSWORD, Role.RADIOLOGIST, "Dr. Alice", OPEN_FACILITY)
+    bob = server.add_user(TEST_PASSWORD, Role.RADIOLOGIST, "Dr. Bob", OPEN_FACILITY)
+    a = new_context().new_page()
+    b = new_context().new_page()
+    sign_in(a, server, alice)
+    sign_in(b, server, bob)
+    _open(a, server, study.study_uid)
+    _open(b, server, study.study_uid)
+    expect(b.get_by_test_id("participant")).to_have_count(2)
+    a.get_by_test_id("present").click()
+    b.get_by_test_id("follow").click()
+
+    # Bob asks; Alice declines; Bob is told.
+    b.get_by_test_id("take-control").click()
+    expect(b.get_by_test_id("control-asked")).to_contain_text("Asked Dr. Alice for control")
+    request = a.get_by_test_id("control-request")
+    expect(request).to_contain_text("Dr. Bob asks for control")
+    request.get_by_test_id("control-decline").click()
+    expect(request).to_have_count(0)
+    expect(b.get_by_test_id("control-declined")).to_contain_text("Dr. Alice declined")
+    expect(b.get_by_test_id("stop-presenting")).to_have_count(0)
+
+    # Bob asks again; Alice grants: Bob presents and Alice follows him to his slice.
+    b.get_by_test_id("take-control").click()
+    expect(request).to_contain_text("Dr. Bob asks for control")
+    screenshot(a, "take-control-request")
+    request.get_by_test_id("control-grant").click()
+    expect(b.get_by_test_id("stop-presenting")).to_be_visible()
+    expect(a.get_by_test_id("step-out")).to_be_visible()
+    expect(a.locator(".participant.presenting")).to_contain_text("Dr. Bob")
+    b.get_by_test_id("viewer-canvas").click()
+    b.keyboard.press("Home")
+    b.get_by_test_id("preset-lung").click()
+    expect(b.get_by_test_id("slice-label")).to_have_text("Im 1/5")
+    expect(a.get_by_test_id("slice-label")).to_have_text("Im 1/5")
+    expect(b.get_by_test_id("window-label")).to_have_text("W 1500 / L -600")
+    expect(a.get_by_test_id("window-label")).to_have_text("W 1500 / L -600")
+    screenshot(b, "take-control-granted")
+
+
 def test_an_alert_raised_on_the_server_is_a_toast_for_the_assigned_reader(
     server: LiveServer, new_context: Callable[[], BrowserContext]
 ) -> None:

@@ -214,7 +214,7 @@ export function Viewer({ session, connection, studyUid }: { session: Session; co
   }, [room, following, restore, roomState?.presenter?.user_id]);
 
   useEffect(() => {
-    if (!roomState?.presenter) setFollowing(false);
+    if (!roomState?.presenter || roomState.presenter.username === me?.username) setFollowing(false);
   }, [roomState?.presenter]);
 
   const setFollow = async (value: boolean) => {
