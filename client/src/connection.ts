@@ -22,6 +22,10 @@ export class Connection {
   private resyncHooks = new Set<() => Promise<unknown> | void>();
   private everConnected = false;
   private stopToken: () => void;
+  private stopSession: () => void;
+  /** The session expired while this connection lived: on the next token, reconnect and resync
+   * rather than renew, so what was typed meanwhile (the report draft) reaches the room. */
+  private lapsed = false;
   private closed = false;
   private serverDrops = 0;
 
@@ -40,6 +44,9 @@ export class Connection {
     this.socket.on("connect_error", (error: Error & { data?: unknown }) => void this.refused(error));
     this.socket.on("session.expired", () => void this.session.refresh().catch(() => undefined));
     this.stopToken = session.onToken((token) => void this.renew(token));
+    this.stopSession = session.subscribe((state) => {
+      if (state.kind === "expired") this.lapsed = true;
+    });
     this.socket.connect();
   }
 
@@ -77,6 +84,7 @@ export class Connection {
   close(): void {
     this.closed = true;
     this.stopToken();
+    this.stopSession();
     this.socket.disconnect();
     this.statusListeners.clear();
     this.resyncHooks.clear();
@@ -128,14 +136,20 @@ export class Connection {
         await this.session.refresh();
         if (!this.closed) this.socket.connect();
       } catch {
-        // The session ended; the UI signs the user out.
+        // The session ended; the UI asks the user to sign in again.
       }
     } else if (endsSession(failure.code)) {
-      this.session.end("Your session has ended. Please sign in again.");
+      this.session.expire();
     }
   }
 
   private async renew(token: string): Promise<void> {
+    if (this.lapsed) {
+      this.lapsed = false;
+      if (this.socket.connected) this.socket.disconnect();
+      if (!this.closed) this.socket.connect();
+      return;
+    }
     if (!this.socket.connected) return;
     const payload: EventPayloads["session.renew"] = { token };
     try {

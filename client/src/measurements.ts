@@ -46,6 +46,11 @@ export function measurementLines(values: Record<string, unknown> | undefined, un
       const u = (raw as { unit?: unknown }).unit;
       unit = typeof u === "string" ? u : "";
     }
+    if (key === "value" && Array.isArray(raw) && raw.every((v) => typeof v === "number")) {
+      // A colour pixel's probe: one number per sample.
+      lines.push(`Value (${raw.map((v: number) => format(v)).join(", ")})${valueUnit ? ` ${valueUnit}` : ""}`);
+      continue;
+    }
     if (number === null) continue;
     let base = key;
     if (!unit) {

@@ -2,6 +2,8 @@ import type {
   AlertsAlert,
   AnnotationsAnnotation,
   ChatMessage,
+  EventPayloads,
+  PresenceControlRequest,
   RoomsActor,
   RoomsOp,
   RoomsParticipant,
@@ -22,6 +24,11 @@ export interface RoomState {
   annotations: AnnotationsAnnotation[];
   chat: ChatMessage[];
   alerts: AlertsAlert[];
+  /** Open requests for control made to this reader while presenting (cleared when the
+   * presenter changes: the server drops them then too). */
+  requests: PresenceControlRequest[];
+  /** The presenter's answer to this reader's latest request for control. */
+  answer: EventPayloads["follow.answered"] | null;
 }
 
 export type OpResult = { state: RoomState; gap: boolean };
@@ -37,7 +44,25 @@ export function fromSnapshot(snapshot: RoomsSnapshot): RoomState {
     annotations: snapshot.annotations.filter((a) => !a.deleted),
     chat: [...snapshot.chat].sort((a, b) => a.at - b.at),
     alerts: snapshot.alerts,
+    requests: [],
+    answer: null,
   };
+}
+
+/** A request for control reached this presenter (again, when the requester asked twice). */
+export function addRequest(state: RoomState, request: PresenceControlRequest): RoomState {
+  if (request.study_uid !== state.studyUid || request.to.user_id !== state.presenter?.user_id) return state;
+  return { ...state, requests: upsertBy(state.requests, request, (r) => r.id, () => true) };
+}
+
+/** The presenter answered (one of) this reader's requests; answered requests are closed. */
+export function setAnswer(state: RoomState, answer: EventPayloads["follow.answered"]): RoomState {
+  if (answer.study_uid !== state.studyUid) return state;
+  return { ...state, answer };
+}
+
+export function dropRequest(state: RoomState, id: string): RoomState {
+  return { ...state, requests: state.requests.filter((r) => r.id !== id) };
 }
 
 function inner<T>(data: Record<string, unknown>, key: string): T {
@@ -85,7 +110,7 @@ export function applyOp(state: RoomState, op: RoomsOp): OpResult {
       break;
     }
     case "presenter.changed":
-      next = { ...next, presenter: (data.presenter as RoomsActor | null | undefined) ?? null };
+      next = { ...next, presenter: (data.presenter as RoomsActor | null | undefined) ?? null, requests: [] };
       break;
     case "alert.changed":
       next = { ...next, alerts: upsertAlert(next.alerts, inner<AlertsAlert>(data, "alert")) };

@@ -13,9 +13,12 @@ import type {
 } from "./protocol/generated";
 import { ReportSync } from "./report";
 import {
+  addRequest,
   applyOp,
   applyOps,
   applyPresence,
+  dropRequest,
+  setAnswer,
   fromSnapshot,
   upsertAlert,
   upsertAnnotation,
@@ -24,6 +27,12 @@ import {
 } from "./room";
 
 type Listener = (state: RoomState) => void;
+
+/** A frame the server rendered for this reader and sent over the room (binary `frame` event). */
+export interface RoomFrame {
+  meta: EventPayloads["frame"];
+  data: ArrayBuffer;
+}
 
 /**
  * This tab's membership of one study room: join (or re-join with `since` after a reconnect),
@@ -35,7 +44,13 @@ export class RoomClient {
   error: string | null = null;
   readonly report: ReportSync;
   private listeners = new Set<Listener>();
-  private followers = new Set<(viewport: RoomsViewport, presenter: string) => void>();
+  private followers = new Set<(viewport: RoomsViewport, presenter: string, node: string | undefined) => void>();
+  private frameHandlers = new Set<(frame: RoomFrame) => Promise<void>>();
+  /** The server process holding this connection (from the join answer); see follow.viewport. */
+  node: string | null = null;
+  /** Frames received over the room in this study (shown on the canvas for tests and debugging). */
+  framesReceived = 0;
+  private following = false;
   private offs: Array<() => void> = [];
   private syncing = false;
   private left = false;
@@ -55,7 +70,17 @@ export class RoomClient {
       }),
       connection.on("follow.viewport", (p: EventPayloads["follow.viewport"]) => {
         if (!mine(p.study_uid)) return;
-        for (const follower of this.followers) follower(p.viewport, p.presenter.user_id);
+        for (const follower of this.followers) follower(p.viewport, p.presenter.user_id, p.node);
+      }),
+      connection.on("frame", (meta: EventPayloads["frame"], ...rest: unknown[]) => {
+        const [data, ack] = rest as [ArrayBuffer, (() => void) | undefined];
+        void this.takeFrame(meta, data).finally(() => ack?.());
+      }),
+      connection.on("follow.requested", (request: EventPayloads["follow.requested"]) => {
+        if (mine(request.study_uid) && this.state) this.set(addRequest(this.state, request));
+      }),
+      connection.on("follow.answered", (answer: EventPayloads["follow.answered"]) => {
+        if (mine(answer.study_uid) && this.state) this.set(setAnswer(this.state, answer));
       }),
       connection.on("alert", (alert: AlertsAlert) => {
         if (mine(alert.study_uid) && this.state) this.set({ ...this.state, alerts: upsertAlert(this.state.alerts, alert) });
@@ -75,9 +100,34 @@ export class RoomClient {
     return () => this.listeners.delete(listener);
   }
 
-  onFollowViewport(handler: (viewport: RoomsViewport, presenter: string) => void): () => void {
+  onFollowViewport(handler: (viewport: RoomsViewport, presenter: string, node: string | undefined) => void): () => void {
     this.followers.add(handler);
     return () => this.followers.delete(handler);
+  }
+
+  /** Frames over the room; the server's next frame waits until the handler has taken this one. */
+  onFrame(handler: (frame: RoomFrame) => Promise<void>): () => void {
+    this.frameHandlers.add(handler);
+    return () => this.frameHandlers.delete(handler);
+  }
+
+  /** Follow the presenter (or step out); the server renders the presenter's frames for followers. */
+  async setFollowing(following: boolean): Promise<void> {
+    this.following = following;
+    await this.connection.request("follow.set", { study_uid: this.studyUid, following });
+  }
+
+  /** Ask this connection's node for a frame of a viewport (latest wins), e.g. the presenter's. */
+  render(viewport: RoomsViewport): void {
+    if (viewport.instance_uid && viewport.canvas) {
+      this.connection.volatile("viewport.render", { study_uid: this.studyUid, viewport });
+    }
+  }
+
+  private async takeFrame(meta: EventPayloads["frame"], data: ArrayBuffer): Promise<void> {
+    if (meta.study_uid !== this.studyUid || this.left) return;
+    this.framesReceived += 1;
+    await Promise.all([...this.frameHandlers].map((handler) => handler({ meta, data }).catch(() => undefined)));
   }
 
   async join(): Promise<void> {
@@ -85,7 +135,10 @@ export class RoomClient {
     const payload: EventPayloads["room.join"] = { study_uid: this.studyUid };
     if (this.state) payload.since = this.state.seq;
     const ack = await this.connection.request<RoomsResync>("room.join", payload);
+    this.node = ack.node ?? null;
     this.adopt(ack);
+    // The server counts a new member as following; say what this reader does.
+    await this.setFollowing(this.following).catch(() => undefined);
     await this.helloReport();
   }
 
@@ -94,6 +147,7 @@ export class RoomClient {
     this.offs.forEach((off) => off());
     this.listeners.clear();
     this.followers.clear();
+    this.frameHandlers.clear();
     this.connection.request("room.leave", { study_uid: this.studyUid }).catch(() => undefined);
     this.report.destroy();
   }
@@ -128,6 +182,21 @@ export class RoomClient {
     if (viewport) payload.ref = { viewport };
     const ack = await this.connection.request<ChatMessageAck>("chat.send", payload);
     if (this.state) this.set({ ...this.state, chat: upsertBy(this.state.chat, ack.message, (m) => m.id, () => true) });
+  }
+
+  /** Ask the presenter for control; their answer arrives as `state.answer`. */
+  async requestControl(): Promise<void> {
+    if (this.state) this.set({ ...this.state, answer: null });
+    await this.connection.request<EventAcks["follow.request"]>("follow.request", { study_uid: this.studyUid });
+  }
+
+  /** As presenter: grant or decline a request (a stale one is refused and dropped here). */
+  async answerControl(requestId: string, grant: boolean): Promise<void> {
+    try {
+      await this.connection.request<EventAcks["follow.answer"]>("follow.answer", { study_uid: this.studyUid, request_id: requestId, grant });
+    } finally {
+      if (this.state) this.set(dropRequest(this.state, requestId));
+    }
   }
 
   /** Any study-room event (follow.*, alert actions): the study is filled in. */

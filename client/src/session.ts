@@ -4,7 +4,12 @@ import { REQUESTS } from "./protocol/generated";
 
 export type SessionState =
   | { kind: "signed-out"; reason?: string }
-  | { kind: "signed-in"; user: AuthUser };
+  | { kind: "signed-in"; user: AuthUser }
+  /** The server ended the session (refresh token revoked or expired): the page stays as it is,
+   * with what the user typed, until they sign in again as the same user. */
+  | { kind: "expired"; user: AuthUser; reason: string };
+
+export const EXPIRED = "Your session has expired. Sign in again to carry on; what you typed is kept.";
 
 type Listener = (state: SessionState) => void;
 type Fetch = typeof fetch;
@@ -56,7 +61,7 @@ export class Session {
   }
 
   get user(): AuthUser | null {
-    return this.state.kind === "signed-in" ? this.state.user : null;
+    return this.state.kind === "signed-out" ? null : this.state.user;
   }
 
   async signIn(username: string, password: string): Promise<AuthUser> {
@@ -80,14 +85,30 @@ export class Session {
     this.end();
   }
 
-  /** Forget everything and tell the UI why; used on sign-out and on an unrecoverable session. */
+  /** Forget everything and show the sign-in page; used on sign-out. */
   end(reason?: string): void {
+    this.forget();
+    this.setState(reason ? { kind: "signed-out", reason } : { kind: "signed-out" });
+  }
+
+  /** The server ended the session: drop the tokens but keep the user (and the page) so they
+   * can sign in again where they were. */
+  expire(reason = EXPIRED): void {
+    const user = this.user;
+    this.forget();
+    if (!user) {
+      this.setState({ kind: "signed-out", reason });
+    } else if (this.state.kind !== "expired") {
+      this.setState({ kind: "expired", user, reason });
+    }
+  }
+
+  private forget(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.access = null;
     this.refreshToken = null;
     this.inflight = null;
-    this.setState(reason ? { kind: "signed-out", reason } : { kind: "signed-out" });
   }
 
   /** A fresh access token; concurrent callers share one refresh. */
@@ -103,7 +124,7 @@ export class Session {
       })
       .catch((error: unknown) => {
         if (error instanceof ApiFailure && (error.status === 401 || error.status === 403)) {
-          this.end("Your session has ended. Please sign in again.");
+          this.expire();
         } else {
           this.schedule(30);
         }
@@ -140,7 +161,7 @@ export class Session {
         return this.raw<T>(method, path, body, token, accept);
       }
       if (error instanceof ApiFailure && error.status === 401 && endsSession(error.code)) {
-        this.end("Your session has ended. Please sign in again.");
+        this.expire();
       }
       throw error;
     }

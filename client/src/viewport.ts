@@ -5,6 +5,8 @@
  * stored in) map to the canvas and back exactly.
  */
 
+import type { RoomsViewport } from "./protocol/generated";
+
 export type Rotation = 0 | 90 | 180 | 270;
 
 export interface View {
@@ -85,6 +87,74 @@ export function canvasToImage(view: View, image: Size, canvas: Size, p: Point): 
   const x = p[0] - e;
   const y = p[1] - f;
   return [(d * x - c * y) / det, (-b * x + a * y) / det];
+}
+
+/**
+ * Annotations, cursors and measurements are in the server's image coordinates, where pixel
+ * centres are at integers; on the canvas the image is drawn with pixel i spanning [i, i + 1].
+ * These two convert between the two conventions (the half-pixel matters to a probe).
+ */
+export function pixelToCanvas(view: View, image: Size, canvas: Size, p: Point): Point {
+  return imageToCanvas(view, image, canvas, [p[0] + 0.5, p[1] + 0.5]);
+}
+
+export function canvasToPixel(view: View, image: Size, canvas: Size, p: Point): Point {
+  const [x, y] = canvasToImage(view, image, canvas, p);
+  return [x - 0.5, y - 0.5];
+}
+
+/**
+ * A room viewport carries pan as fractions of its canvas (as the render engine takes it), so a
+ * follower with another screen size sees the same part of the image; a View pans in image
+ * pixels. These convert between the two for a given image and canvas.
+ */
+export function panFractions(view: View, image: Size, canvas: Size): [number, number] {
+  const s = scaleOf(view, image, canvas);
+  return [(view.panX * s) / canvas.width, (view.panY * s) / canvas.height];
+}
+
+export function panPixels(fractions: readonly number[], view: View, image: Size, canvas: Size): [number, number] {
+  const s = scaleOf(view, image, canvas);
+  return [((fractions[0] ?? 0) * canvas.width) / s, ((fractions[1] ?? 0) * canvas.height) / s];
+}
+
+/** The geometry of a room viewport as a View (window and slice do not matter here). */
+export function geometryOf(viewport: RoomsViewport, image: Size): { view: View; canvas: Size } {
+  const canvas = { width: viewport.canvas?.[0] ?? image.width, height: viewport.canvas?.[1] ?? image.height };
+  const base: View = {
+    ...initialView(0, 0),
+    zoom: viewport.zoom ?? 1,
+    rotation: (viewport.rotation ?? 0) as Rotation,
+    flipH: viewport.flip_h ?? false,
+    flipV: viewport.flip_v ?? false,
+  };
+  const [panX, panY] = panPixels(viewport.pan ?? [0, 0], base, image, canvas);
+  return { view: { ...base, panX, panY }, canvas };
+}
+
+/** Where a frame rendered for another canvas (the presenter's) sits on this one: fitted, centred. */
+export interface Placement {
+  scale: number;
+  dx: number;
+  dy: number;
+}
+
+export function placeFrame(frame: Size, canvas: Size): Placement {
+  const scale = Math.min(canvas.width / frame.width, canvas.height / frame.height);
+  return { scale, dx: (canvas.width - frame.width * scale) / 2, dy: (canvas.height - frame.height * scale) / 2 };
+}
+
+/** Image pixels to this canvas and back, for a frame the server rendered for `viewport`. */
+export function frameMapping(viewport: RoomsViewport, image: Size, canvas: Size): { toCanvas: (p: Point) => Point; toPixel: (c: Point) => Point } {
+  const geometry = geometryOf(viewport, image);
+  const place = placeFrame(geometry.canvas, canvas);
+  return {
+    toCanvas: (p) => {
+      const [x, y] = pixelToCanvas(geometry.view, image, geometry.canvas, p);
+      return [place.dx + x * place.scale, place.dy + y * place.scale];
+    },
+    toPixel: (c) => canvasToPixel(geometry.view, image, geometry.canvas, [(c[0] - place.dx) / place.scale, (c[1] - place.dy) / place.scale]),
+  };
 }
 
 /** Drag right widens the window, drag down raises the centre; faster for wide windows. */

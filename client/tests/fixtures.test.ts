@@ -2,9 +2,9 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CATALOG_DIR } from "../scripts/gen-protocol.mjs";
-import type { AlertsAlert, RoomsOp } from "../src/protocol/generated";
+import type { AlertsAlert, PresenceControlRequest, RoomsOp } from "../src/protocol/generated";
 import { ReportSync } from "../src/report";
-import { applyOp, fromSnapshot, upsertAlert } from "../src/room";
+import { addRequest, applyOp, fromSnapshot, upsertAlert } from "../src/room";
 
 /** The shared round-trip fixtures (first valid example of each), fed through the client code. */
 const dir = join(CATALOG_DIR, "fixtures");
@@ -26,6 +26,16 @@ describe.runIf(hasRoomFixtures)("room fixtures through the client", () => {
     expect(applied.state.seq).toBe(op.seq);
     if (op.type === "annotation.created") expect(applied.state.annotations).toHaveLength(1);
     expect(applyOp(base, { ...op, seq: op.seq + 1 }).gap).toBe(true);
+  });
+
+  it("a request for control reaches the presenter it was made to", () => {
+    const request = load("rooms.follow.requested") as PresenceControlRequest;
+    const base = fromSnapshot({
+      study_uid: request.study_uid, seq: 3, participants: [], presenter: request.to, annotations: [],
+      chat: [], report: { state_vector: "", updates: 0 }, alerts: [],
+    });
+    expect(addRequest(base, request).requests).toEqual([request]);
+    expect(addRequest({ ...base, presenter: request.from }, request).requests).toEqual([]);
   });
 
   it("an alert is kept by id and version", () => {

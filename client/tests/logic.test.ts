@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { measurementLines } from "../src/measurements";
+import { POINTS_NEEDED, measurementLines } from "../src/measurements";
 import type { RoomsOp } from "../src/protocol/generated";
 import { ReportSync } from "../src/report";
-import { applyOp, applyOps, applyPresence, fromSnapshot, mentionsIn, people } from "../src/room";
+import { addRequest, applyOp, applyOps, applyPresence, dropRequest, fromSnapshot, mentionsIn, people, setAnswer } from "../src/room";
 import { EMPTY_UPLOADS, formatBytes, rate, reduceUpload } from "../src/uploads";
 import { NO_FILTERS, matches, mergeStudy, sortStudies, worklistQuery, type Study } from "../src/worklist";
 
@@ -85,6 +85,19 @@ describe("measurement labels", () => {
     ]);
     expect(measurementLines(undefined)).toEqual([]);
   });
+
+  it("labels a probe's value in modality units, and a colour pixel's samples", () => {
+    const probe = { value: 1000, value_unit: "HU", pixel: [64, 64], patient_position: [32, 32, 2] };
+    expect(measurementLines(probe)).toEqual(["Value 1000.0 HU"]);
+    expect(measurementLines({ value: -3.5, value_unit: "HU", pixel: [0, 0], patient_position: null })).toEqual(["Value -3.50 HU"]);
+    expect(measurementLines({ value: [255, 12, 0], value_unit: "RGB", pixel: [1, 2] })).toEqual(["Value (255.0, 12.00, 0.000) RGB"]);
+  });
+
+  it("a probe takes one point, the other tools theirs", () => {
+    expect(POINTS_NEEDED.probe).toBe(1);
+    expect(POINTS_NEEDED.length).toBe(2);
+    expect(POINTS_NEEDED.cobb).toBe(4);
+  });
 });
 
 const actor = { user_id: "u1", username: "ada" };
@@ -110,6 +123,22 @@ describe("room state", () => {
     expect(applyOp(one.state, op(7, "chat.message", {})).gap).toBe(true);
     const deleted = applyOp(one.state, op(6, "annotation.deleted", { annotation: annotation(2, true) }));
     expect(deleted.state.annotations).toHaveLength(0);
+  });
+
+  it("keeps requests for control made to this presenter until the presenter changes", () => {
+    const presenting = applyOp(base, op(5, "presenter.changed", { presenter: actor })).state;
+    const bob = { user_id: "u2", username: "bob" };
+    const request = { id: "r".repeat(32), study_uid: "1.2.3", from: bob, to: actor, at: 1 };
+    let s = addRequest(presenting, request);
+    expect(addRequest(s, request).requests).toHaveLength(1); // asked twice: one request
+    expect(addRequest(s, { ...request, id: "q".repeat(32), to: bob }).requests).toHaveLength(1); // not to me
+    expect(addRequest(s, { ...request, id: "p".repeat(32), study_uid: "9.9" })).toBe(s);
+    expect(dropRequest(s, request.id).requests).toHaveLength(0);
+    s = applyOp(s, op(6, "presenter.changed", { presenter: bob })).state;
+    expect(s.requests).toEqual([]);
+    const answer = { study_uid: "1.2.3", request_id: request.id, granted: false, by: actor };
+    expect(setAnswer(s, answer).answer).toEqual(answer);
+    expect(setAnswer(s, { ...answer, study_uid: "9.9" })).toBe(s);
   });
 
   it("sorts a batch of ops and stops at a hole", () => {

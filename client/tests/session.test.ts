@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ApiFailure } from "../src/protocol/errors";
-import { Session, expandPath, queryString, refreshDelayMs } from "../src/session";
+import { EXPIRED, Session, expandPath, queryString, refreshDelayMs } from "../src/session";
 
 type Call = { url: string; init: RequestInit | undefined };
 
@@ -52,17 +52,30 @@ describe("Session", () => {
     session.end();
   });
 
-  it("ends the session when the refresh token is refused", async () => {
+  it("expires the session, keeping the user, when the refresh token is refused", async () => {
     const { fetcher } = scripted([
       () => json(200, pair(1)),
       () => json(200, me),
       () => json(401, { error: { code: "refresh_token_reused", message: "reused" } }),
+      () => json(200, pair(2)),
+      () => json(200, me),
     ]);
     const session = new Session(fetcher);
+    const states: string[] = [];
+    session.subscribe((state) => states.push(state.kind));
     await session.signIn("ada", "pw");
     await expect(session.refresh()).rejects.toBeInstanceOf(ApiFailure);
-    expect(session.state).toEqual({ kind: "signed-out", reason: "Your session has ended. Please sign in again." });
+    expect(session.state).toEqual({ kind: "expired", user: me, reason: EXPIRED });
     expect(session.token).toBeNull();
+    expect(session.user).toEqual(me);
+    await expect(session.refresh()).rejects.toBeInstanceOf(ApiFailure); // nothing left to refresh
+    session.expire();
+    expect(states).toEqual(["signed-in", "expired"]);
+    await session.signIn("ada", "pw");
+    expect(session.state.kind).toBe("signed-in");
+    expect(session.token).toBe("a2");
+    session.end();
+    expect(session.state).toEqual({ kind: "signed-out" });
   });
 
   it("reports a wrong password with the server's message", async () => {

@@ -3,8 +3,15 @@ import {
   canvasToImage,
   cineNext,
   fitScale,
+  canvasToPixel,
+  frameMapping,
+  geometryOf,
   imageToCanvas,
   initialView,
+  panFractions,
+  panPixels,
+  pixelToCanvas,
+  placeFrame,
   panBy,
   resetView,
   rotateRight,
@@ -28,6 +35,42 @@ describe("viewport geometry", () => {
     expect(fitScale(image, canvas, 0)).toBeCloseTo(800 / 512);
     close(imageToCanvas(view, image, canvas, [256, 128]), [400, 400]);
     close(imageToCanvas(view, image, canvas, [0, 0]), [0, 400 - 128 * (800 / 512)]);
+  });
+
+  it("puts pixel centres at integer image coordinates, as the server measures them", () => {
+    const view = initialView(40, 400);
+    const small = { width: 128, height: 128 };
+    const square = { width: 512, height: 512 };
+    // Pixel 64 spans canvas [256, 260) at scale 4: its centre is 258, and any click inside it
+    // rounds to 64.
+    close(pixelToCanvas(view, small, square, [64, 64]), [258, 258]);
+    close(canvasToPixel(view, small, square, [256.1, 259.9]), [63.525, 64.475]);
+    close(canvasToPixel(view, small, square, pixelToCanvas(view, small, square, [10.25, 99])), [10.25, 99]);
+  });
+
+  it("sends pan as canvas fractions and reads it back in image pixels", () => {
+    const view = { ...initialView(40, 400), zoom: 2, panX: 32, panY: -16 };
+    const small = { width: 128, height: 128 };
+    const wide = { width: 800, height: 400 };
+    // scale = min(800, 400) / 128 * 2 = 6.25: 32 px -> 200 canvas px = 0.25 of the width.
+    const fractions = panFractions(view, small, wide);
+    expect(fractions[0]).toBeCloseTo(0.25);
+    expect(fractions[1]).toBeCloseTo(-0.25);
+    close(panPixels(fractions, view, small, wide), [32, -16]);
+    const { view: back, canvas: size } = geometryOf({ zoom: 2, pan: fractions, canvas: [800, 400] }, small);
+    expect(size).toEqual(wide);
+    close([back.panX, back.panY], [32, -16]);
+  });
+
+  it("places another canvas's frame fitted and centred, and maps pixels onto it", () => {
+    expect(placeFrame({ width: 800, height: 400 }, { width: 400, height: 400 })).toEqual({ scale: 0.5, dx: 0, dy: 100 });
+    const small = { width: 128, height: 128 };
+    // The presenter's 512x512 canvas shown on a 256x256 one: pixel 64's centre is at 258 / 2.
+    const map = frameMapping({ zoom: 1, canvas: [512, 512] }, small, { width: 256, height: 256 });
+    close(map.toCanvas([64, 64]), [129, 129]);
+    close(map.toPixel(map.toCanvas([10.5, 99])), [10.5, 99]);
+    const rotated = frameMapping({ zoom: 1.5, rotation: 90, flip_h: true, pan: [0.1, -0.2], canvas: [640, 480] }, small, { width: 300, height: 300 });
+    close(rotated.toPixel(rotated.toCanvas([3, 120])), [3, 120]);
   });
 
   it("rotates clockwise by 90 degrees and refits the swapped sides", () => {

@@ -37,6 +37,7 @@ POINTS = {
     "ellipse": (2, 2),
     "rectangle": (2, 2),
     "polygon": (3, 256),
+    "probe": (1, 1),
     "arrow": (2, 2),
     "text": (1, 1),
     "key_image": (0, 0),

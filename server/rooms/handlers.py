@@ -87,6 +87,16 @@ def register_handlers(events: EventRouter, current: Callable[[], Rooms]) -> None
     async def handover(principal: Principal, sid: str, payload: Any) -> Ack:
         return await current().handover(principal, sid, payload["study_uid"], payload["user_id"])
 
+    @events.on("follow.request")
+    async def request_control(principal: Principal, sid: str, payload: Any) -> Ack:
+        return await current().request_control(sid, payload["study_uid"])
+
+    @events.on("follow.answer")
+    async def answer_control(principal: Principal, sid: str, payload: Any) -> Ack:
+        return await current().answer_control(
+            sid, payload["study_uid"], payload["request_id"], payload["grant"]
+        )
+
     @events.on("follow.stop")
     async def stop(principal: Principal, sid: str, payload: Any) -> Ack:
         return await current().stop_presenting(principal, sid, payload["study_uid"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-MEASURED_KINDS = frozenset({"length", "angle", "cobb", "ellipse", "rectangle", "polygon"})
+MEASURED_KINDS = frozenset({"length", "angle", "cobb", "ellipse", "rectangle", "polygon", "probe"})
 
 
 @dataclass(frozen=True)

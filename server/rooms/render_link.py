@@ -70,7 +70,8 @@ class ServiceRenderer:
 
 
 class ServiceMeasurer:
-    """Lengths and angles in mm/degrees from Pixel Spacing; ROI statistics in modality units.
+    """Lengths and angles in mm/degrees from Pixel Spacing; ROI statistics and the probed
+    pixel's value in modality units.
 
     Ellipses are drawn as [centre, corner of the bounding box]; rectangles as two corners.
     """
@@ -99,6 +100,8 @@ def _values(decoded: Any, shape: Shape) -> dict[str, Any]:
         return {"angle": measure.angle(p[0], p[1], p[2], cal), "unit": "deg"}
     if shape.kind == "cobb":
         return {"angle": measure.cobb_angle((p[0], p[1]), (p[2], p[3]), cal), "unit": "deg"}
+    if shape.kind == "probe":
+        return _probe(decoded, p[0])
     roi: measure.Roi
     if shape.kind == "ellipse":
         (cx, cy), (x, y) = p
@@ -118,4 +121,16 @@ def _values(decoded: Any, shape: Shape) -> dict[str, Any]:
         "area_unit": stats.area_unit,
         "value_unit": stats.value_unit,
         "caveat": stats.caveat,
+    }
+
+
+def _probe(decoded: Any, point: measure.Point) -> dict[str, Any]:
+    probed = measure.probe(decoded, point)
+    value: float | list[float] = probed.value[0] if len(probed.value) == 1 else list(probed.value)
+    position = probed.patient_position
+    return {
+        "value": value,
+        "value_unit": probed.value_unit,
+        "pixel": [round(point[0]), round(point[1])],
+        "patient_position": list(position) if position is not None else None,
     }

@@ -28,6 +28,8 @@ from server.rooms.alerts import Alerts
 from server.rooms.annotations import Annotations, actor
 from server.rooms.channel import Channel
 from server.rooms.chat import TAIL, Chat, direct_conversation, study_conversation
+from server.rooms.control import FIELD as CONTROL_REQUESTS
+from server.rooms.control import ControlRequests
 from server.rooms.frames import FrameRelay, FrameRequest
 from server.rooms.oplog import Clock, RoomLog, study_room, worklist_room
 from server.rooms.presence import Member, Presence, colour_for
@@ -66,6 +68,7 @@ class Rooms:
     def __post_init__(self) -> None:
         self.log = RoomLog(self.store, self.clock)
         self._rooms = self.store[ROOMS]
+        self.control = ControlRequests(self._rooms, self.clock)
 
     # -- membership -----------------------------------------------------------------------
 
@@ -380,11 +383,69 @@ class Rooms:
         match: Document = {"_id": study_uid, "presenter.user_id": member.user_id}
         if principal.can(Permission.USERS_MANAGE):
             match = {"_id": study_uid, "presenter": {"$ne": None}}
-        result = await self._rooms.update_one(match, {"$set": {"presenter": to}})
+        result = await self._rooms.update_one(
+            match, {"$set": {"presenter": to, CONTROL_REQUESTS: {}}}
+        )
         if result.matched_count == 0:
             raise ApiError("forbidden", "Only the presenter may hand over or stop presenting.")
         op = await self.broadcast(study_uid, "presenter.changed", member.actor(), {"presenter": to})
         return {"seq": op["seq"]}
+
+    async def request_control(self, sid: str, study_uid: str) -> dict[str, Any]:
+        member = self.member(sid, study_uid)
+        presenter = await self._presenter(study_uid)
+        if presenter is None:
+            raise ApiError("conflict", "Nobody is presenting: present to take control.")
+        if presenter["user_id"] == member.user_id:
+            raise ApiError("conflict", "You are presenting already.")
+        request = await self.control.ask(study_uid, member.actor(), presenter)
+        await self.channel.send("follow.requested", request, room=user_room(presenter["user_id"]))
+        return {"request": request}
+
+    async def answer_control(
+        self, sid: str, study_uid: str, request_id: str, grant: bool
+    ) -> dict[str, Any]:
+        """Only the presenter answers; on a grant the answering connection follows the new one."""
+        member = self.member(sid, study_uid)
+        presenter = await self._presenter(study_uid)
+        if presenter is None or presenter["user_id"] != member.user_id:
+            raise ApiError("forbidden", "Only the presenter may answer a request for control.")
+        stale = ApiError("stale_version", "That request for control is no longer open.")
+        request = await self.control.find(study_uid, request_id)
+        if request is None or request["to"]["user_id"] != member.user_id:
+            raise stale
+        requester = request["from"]
+        if grant and not any(
+            p["user_id"] == requester["user_id"]
+            for p in await self.presence.participants(study_uid)
+        ):
+            await self.control.close(study_uid, request, member.user_id, grant=False)
+            raise ApiError("not_found", f"{requester['username']} has left the room.")
+        if not await self.control.close(study_uid, request, member.user_id, grant=grant):
+            raise stale
+        answer: dict[str, Any] = {}
+        if grant:
+            op = await self.broadcast(
+                study_uid, "presenter.changed", member.actor(), {"presenter": requester}
+            )
+            self.presence.update(member, following=True)
+            answer["seq"] = op["seq"]
+        await self.channel.send(
+            "follow.answered",
+            {
+                "study_uid": study_uid,
+                "request_id": request_id,
+                "granted": grant,
+                "by": member.actor(),
+            },
+            room=user_room(requester["user_id"]),
+        )
+        return answer
+
+    async def _presenter(self, study_uid: str) -> dict[str, str] | None:
+        room = await self._rooms.find_one({"_id": study_uid}, {"presenter": 1})
+        presenter: dict[str, str] | None = room.get("presenter") if room else None
+        return presenter
 
     async def _presenter_left(self, member: Member) -> None:
         """The presenter's last connection left: nobody presents until someone starts again."""
@@ -396,7 +457,7 @@ class Rooms:
             return
         result = await self._rooms.update_one(
             {"_id": member.study_uid, "presenter.user_id": member.user_id},
-            {"$set": {"presenter": None}},
+            {"$set": {"presenter": None, CONTROL_REQUESTS: {}}},
         )
         if result.matched_count:
             await self.broadcast(

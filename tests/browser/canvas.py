@@ -53,3 +53,18 @@ def wait_drawn(page: Page, index: int = 0, *, not_key: str = "", containing: str
         arg=[canvas.element_handle(), not_key, containing],
     )
     return str(canvas.get_attribute("data-drawn"))
+
+
+def click_pixel(page: Page, x: float, y: float, size: int, index: int = 0) -> None:
+    """Clicks the centre of image pixel (x, y) at zoom 1, no pan or rotation."""
+    canvas = canvas_of(page, index)
+    box = canvas.bounding_box()
+    assert box is not None
+    width, height = (
+        float(canvas.evaluate("(c) => c.width")),
+        float(canvas.evaluate("(c) => c.height")),
+    )
+    s = min(width / size, height / size)
+    cx = width / 2 + (x + 0.5 - size / 2) * s
+    cy = height / 2 + (y + 0.5 - size / 2) * s
+    page.mouse.click(box["x"] + cx * box["width"] / width, box["y"] + cy * box["height"] / height)

@@ -13,7 +13,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from server.auth.roles import Role
 from server.dicom.peers import OPEN_FACILITY
 from server.workflow.service import WORKFLOW
-from tests.browser.canvas import wait_drawn
+from tests.browser.canvas import grey_at, wait_drawn
 from tests.browser.conftest import screenshot, sign_in
 from tests.browser.live import LiveServer
 from tests.browser.studies import ct_study
@@ -113,6 +113,103 @@ def test_two_readers_follow_measure_chat_and_write_one_report(
     expect(report_b).to_have_value(report_a.input_value())
     screenshot(a, "two-readers-alice")
     screenshot(b, "two-readers-bob")
+
+
+def test_a_follower_gets_the_presenters_frames_over_the_room(
+    server: LiveServer, new_context: Callable[[], BrowserContext]
+) -> None:
+    """While following, the canvas shows the frames the server renders for the presenter's view
+    and sends over the room; the follower fetches no frame over HTTP."""
+    study = ct_study(f"ROOM{uuid.uuid4().hex[:6].upper()}^FRAME", slices=5, size=SIZE)
+    server.c_store("CT1", study.datasets)
+    alice = server.add_user(TEST_PASSWORD, Role.RADIOLOGIST, "Dr. Alice", OPEN_FACILITY)
+    bob = server.add_user(TEST_PASSWORD, Role.RADIOLOGIST, "Dr. Bob", OPEN_FACILITY)
+    a = new_context().new_page()
+    b = new_context().new_page()
+    sign_in(a, server, alice)
+    sign_in(b, server, bob)
+    _open(a, server, study.study_uid)
+    _open(b, server, study.study_uid)
+    expect(b.get_by_test_id("participant")).to_have_count(2)
+    a.get_by_test_id("present").click()
+    b.get_by_test_id("follow").click()
+    canvas_b = b.get_by_test_id("viewer-canvas")
+    expect(canvas_b).to_have_attribute("data-source", "room")
+    fetched: list[str] = []
+    b.on("request", lambda r: fetched.append(r.url) if "/api/render/" in r.url else None)
+    first = int(canvas_b.get_attribute("data-room-frames") or 0)
+    assert first >= 1
+
+    a.get_by_test_id("viewer-canvas").click()
+    a.keyboard.press("End")
+    a.get_by_test_id("preset-bone").click()
+    expect(b.get_by_test_id("slice-label")).to_have_text("Im 5/5")
+    # 44 px right of the centre is tissue only on the last slice (the disc grows slice by
+    # slice); in the bone window tissue is dark grey, (40 + 500) / 1800 * 255 = 76.
+    b.wait_for_function(
+        """([canvas, x, y, size]) => {
+             const s = Math.min(canvas.width / size, canvas.height / size);
+             const cx = canvas.width / 2 + (x + 0.5 - size / 2) * s;
+             const cy = canvas.height / 2 + (y + 0.5 - size / 2) * s;
+             const [grey] = canvas.getContext("2d").getImageData(cx, cy, 1, 1).data;
+             return canvas.dataset.source === "room" && grey > 60 && grey < 95;
+           }""",
+        arg=[canvas_b.element_handle(), SIZE / 2 + 44, SIZE / 2, SIZE],
+    )
+    assert grey_at(b, SIZE / 2, SIZE / 2, SIZE) > 200  # bone stays bright
+    assert int(canvas_b.get_attribute("data-room-frames") or 0) > first
+    assert fetched == []
+    screenshot(b, "follower-room-frames")
+
+    # Stepping out goes back to the reader's own frames over HTTP.
+    b.get_by_test_id("step-out").click()
+    expect(canvas_b).to_have_attribute("data-source", "http")
+    wait_drawn(b)
+
+
+def test_take_control_is_asked_for_and_granted_by_the_presenter(
+    server: LiveServer, new_context: Callable[[], BrowserContext]
+) -> None:
+    study = ct_study(f"CTRL{uuid.uuid4().hex[:6].upper()}^HAND", slices=5, size=SIZE)
+    server.c_store("CT1", study.datasets)
+    alice = server.add_user(TEST_PASSWORD, Role.RADIOLOGIST, "Dr. Alice", OPEN_FACILITY)
+    bob = server.add_user(TEST_PASSWORD, Role.RADIOLOGIST, "Dr. Bob", OPEN_FACILITY)
+    a = new_context().new_page()
+    b = new_context().new_page()
+    sign_in(a, server, alice)
+    sign_in(b, server, bob)
+    _open(a, server, study.study_uid)
+    _open(b, server, study.study_uid)
+    expect(b.get_by_test_id("participant")).to_have_count(2)
+    a.get_by_test_id("present").click()
+    b.get_by_test_id("follow").click()
+
+    # Bob asks; Alice declines; Bob is told.
+    b.get_by_test_id("take-control").click()
+    expect(b.get_by_test_id("control-asked")).to_contain_text("Asked Dr. Alice for control")
+    request = a.get_by_test_id("control-request")
+    expect(request).to_contain_text("Dr. Bob asks for control")
+    request.get_by_test_id("control-decline").click()
+    expect(request).to_have_count(0)
+    expect(b.get_by_test_id("control-declined")).to_contain_text("Dr. Alice declined")
+    expect(b.get_by_test_id("stop-presenting")).to_have_count(0)
+
+    # Bob asks again; Alice grants: Bob presents and Alice follows him to his slice.
+    b.get_by_test_id("take-control").click()
+    expect(request).to_contain_text("Dr. Bob asks for control")
+    screenshot(a, "take-control-request")
+    request.get_by_test_id("control-grant").click()
+    expect(b.get_by_test_id("stop-presenting")).to_be_visible()
+    expect(a.get_by_test_id("step-out")).to_be_visible()
+    expect(a.locator(".participant.presenting")).to_contain_text("Dr. Bob")
+    b.get_by_test_id("viewer-canvas").click()
+    b.keyboard.press("Home")
+    b.get_by_test_id("preset-lung").click()
+    expect(b.get_by_test_id("slice-label")).to_have_text("Im 1/5")
+    expect(a.get_by_test_id("slice-label")).to_have_text("Im 1/5")
+    expect(b.get_by_test_id("window-label")).to_have_text("W 1500 / L -600")
+    expect(a.get_by_test_id("window-label")).to_have_text("W 1500 / L -600")
+    screenshot(b, "take-control-granted")
 
 
 def test_an_alert_raised_on_the_server_is_a_toast_for_the_assigned_reader(

@@ -9,7 +9,7 @@ from playwright.sync_api import BrowserContext, expect
 
 from server.auth.roles import Role
 from server.dicom.peers import OPEN_FACILITY
-from tests.browser.canvas import grey_at, signature, wait_drawn
+from tests.browser.canvas import click_pixel, grey_at, signature, wait_drawn
 from tests.browser.conftest import screenshot, sign_in
 from tests.browser.live import LiveServer
 from tests.browser.studies import ct_study
@@ -69,3 +69,30 @@ def test_open_study_scroll_and_preset(
 
     page.get_by_test_id("layout").select_option("2x2")
     expect(page.get_by_test_id("pane")).to_have_count(4)
+
+
+def test_probe_shows_the_servers_hu_value_at_the_clicked_pixel(
+    server: LiveServer, new_context: Callable[[], BrowserContext]
+) -> None:
+    """The phantom's bone square (1000 HU) covers pixels 56..71 of a 128² slice, the 40 HU disc
+    around it; values come back measured by the server from the stored pixels."""
+    study = ct_study(f"PROBE{uuid.uuid4().hex[:6].upper()}^PIA", slices=3, size=SIZE)
+    server.c_store("CT1", study.datasets)
+    reader = server.add_user(TEST_PASSWORD, Role.RADIOLOGIST, "Dr. Probe", OPEN_FACILITY)
+    page = new_context().new_page()
+    sign_in(page, server, reader)
+    page.goto(f"{server.url}/#/study/{study.study_uid}")
+    expect(page.get_by_test_id("participants")).to_be_visible()
+    wait_drawn(page)
+
+    page.get_by_test_id("tool-probe").click()
+    click_pixel(page, 71, 56, SIZE)  # the bone square's top right corner pixel
+    labels = page.get_by_test_id("measurement-label")
+    expect(labels).to_have_count(1)
+    expect(labels.first).to_have_text("Value 1000.0 HU")
+    click_pixel(page, 56, 72, SIZE)  # just below the square's bottom left corner: tissue
+    expect(labels).to_have_count(2)
+    expect(labels.nth(1)).to_have_text("Value 40.00 HU")
+    click_pixel(page, 2, 2, SIZE)  # air in the corner
+    expect(labels.nth(2)).to_have_text("Value -1000.0 HU")
+    screenshot(page, "viewer-probe")

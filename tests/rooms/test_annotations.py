@@ -44,6 +44,7 @@ async def test_every_kind_is_stored_and_unmeasured_values_say_so(store: Store) -
         "ellipse": shape("ellipse", [[10, 10], [20, 15]]),
         "rectangle": shape("rectangle", [[10, 10], [20, 15]]),
         "polygon": shape("polygon", [[0, 0], [5, 0], [5, 5]]),
+        "probe": shape("probe", [[7, 9]]),
         "arrow": shape("arrow", [[0, 0], [5, 5]]),
         "text": shape("text", [[1, 1]], text="<b>not markup</b>"),
         "key_image": shape("key_image", []),
@@ -59,7 +60,7 @@ async def test_every_kind_is_stored_and_unmeasured_values_say_so(store: Store) -
             assert "values" not in measurement
     stored = await rooms.annotations.for_study(STUDY)
     assert [a["kind"] for a in stored] == list(kinds)
-    assert stored[7]["text"] == "<b>not markup</b>"
+    assert stored[8]["text"] == "<b>not markup</b>"
 
 
 async def test_a_wired_measurer_values_are_stored(store: Store) -> None:
@@ -86,6 +87,8 @@ async def test_a_wired_measurer_values_are_stored(store: Store) -> None:
         ("angle", [[0, 0], [1, 1]], {}),
         ("cobb", [[0, 0], [1, 1], [2, 2]], {}),
         ("polygon", [[0, 0], [1, 1]], {}),
+        ("probe", [], {}),
+        ("probe", [[0, 0], [1, 1]], {}),
         ("text", [[0, 0]], {}),
         ("key_image", [[0, 0]], {}),
     ],

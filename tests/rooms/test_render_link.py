@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from server.rooms.measure import Shape, measurement_for
 from server.rooms.render_link import ServiceMeasurer, ServiceRenderer, StudyInstances
 from server.store.database import Store
 from tests.render.archive import MemoryArchive
-from tests.support.synthetic import ct_series
+from tests.support.synthetic import AIR_HU, BONE_HU, TISSUE_HU, ct_series
 
 STUDY = "1.2.826.0.1.3680043.8.498.1"
 OTHER = "1.2.826.0.1.3680043.8.498.2"
@@ -71,3 +72,30 @@ async def test_values_are_measured_in_real_units(
     degenerate = await measurement_for(measurer, shape("angle", ((0, 0), (0, 0), (1, 1))))
     assert degenerate["status"] == "not_measured"
     assert "reason" in degenerate
+
+
+async def test_a_probe_reads_the_known_pixel_value_in_hu(
+    service: tuple[RenderService, StudyInstances, str],
+) -> None:
+    """The synthetic slice is air (-1000 HU) around a 40 HU disc with a 1000 HU bone square at
+    rows/columns 24..31 and a marker pixel (0 HU on slice 0) at row 0, column 0."""
+    render, instances, sop = service
+    measurer = ServiceMeasurer(render, instances)
+
+    async def probe(x: float, y: float) -> dict[str, Any]:
+        return await measurement_for(measurer, Shape(STUDY, "probe", sop, 0, ((x, y),)))
+
+    bone = await probe(27.6, 25.2)  # the nearest pixel centre is column 28, row 25
+    assert bone["status"] == "measured"
+    assert bone["values"]["value"] == BONE_HU
+    assert bone["values"]["value_unit"] == "HU"
+    assert bone["values"]["pixel"] == [28, 25]
+    # Image Position (-179, -179, 0) plus column x 0.7 mm along x and row x 0.7 mm along y.
+    where = [-179 + 28 * 0.7, -179 + 25 * 0.7, 0]
+    assert bone["values"]["patient_position"] == pytest.approx(where)
+    assert (await probe(40, 40))["values"]["value"] == TISSUE_HU
+    assert (await probe(63, 63))["values"]["value"] == AIR_HU
+    assert (await probe(0, 0))["values"]["value"] == 0  # the slice marker
+    outside = await probe(64.6, 10)
+    assert outside["status"] == "not_measured"
+    assert "outside" in outside["reason"]

@@ -54,7 +54,7 @@ export type AlertsActionAck = {
   [key: string]: unknown;
 };
 
-export type AnnotationsKind = "length" | "angle" | "cobb" | "ellipse" | "rectangle" | "polygon" | "arrow" | "text" | "key_image";
+export type AnnotationsKind = "length" | "angle" | "cobb" | "ellipse" | "rectangle" | "polygon" | "probe" | "arrow" | "text" | "key_image";
 
 export type AnnotationsPoint = Array<number>;
 
@@ -126,6 +126,15 @@ export type ChatMessageAck = {
 };
 
 export type ChatTarget = unknown;
+
+export type PresenceControlRequest = {
+  id: string;
+  study_uid: RoomsStudyUid;
+  from: RoomsActor;
+  to: RoomsActor;
+  at: number;
+  [key: string]: unknown;
+};
 
 export type ReportMessage = string;
 
@@ -441,6 +450,18 @@ export interface EventPayloads {
     data: DefsError;
     [key: string]: unknown;
   };
+  "follow.answer": {
+    study_uid: RoomsStudyUid;
+    request_id: string;
+    grant: boolean;
+  };
+  "follow.answered": {
+    study_uid: RoomsStudyUid;
+    request_id: string;
+    granted: boolean;
+    by: RoomsActor;
+    [key: string]: unknown;
+  };
   "follow.handover": {
     study_uid: RoomsStudyUid;
     user_id: string;
@@ -448,6 +469,10 @@ export interface EventPayloads {
   "follow.present": {
     study_uid: RoomsStudyUid;
   };
+  "follow.request": {
+    study_uid: RoomsStudyUid;
+  };
+  "follow.requested": PresenceControlRequest;
   "follow.set": {
     study_uid: RoomsStudyUid;
     following: boolean;
@@ -609,6 +634,16 @@ export interface EventAcks {
     [key: string]: unknown;
   };
   "chat.send": ChatMessageAck;
+  "follow.answer": {
+    ok: true;
+    seq?: number;
+    [key: string]: unknown;
+  };
+  "follow.request": {
+    ok: true;
+    request: PresenceControlRequest;
+    [key: string]: unknown;
+  };
   "report.sync": {
     ok: true;
     messages: Array<ReportMessage>;
@@ -642,9 +677,9 @@ export interface EventAcks {
   };
 }
 
-export type ClientEventName = "alert.acknowledge" | "alert.escalate" | "alert.resolve" | "annotation.create" | "annotation.delete" | "annotation.history" | "annotation.undo" | "annotation.update" | "chat.delete" | "chat.edit" | "chat.history" | "chat.send" | "chat.typing" | "connect" | "follow.handover" | "follow.present" | "follow.set" | "follow.stop" | "presence.update" | "report.sync" | "room.join" | "room.leave" | "room.sync" | "session.renew" | "study.invite" | "uploads.join" | "uploads.leave" | "viewport.render" | "worklist.join";
+export type ClientEventName = "alert.acknowledge" | "alert.escalate" | "alert.resolve" | "annotation.create" | "annotation.delete" | "annotation.history" | "annotation.undo" | "annotation.update" | "chat.delete" | "chat.edit" | "chat.history" | "chat.send" | "chat.typing" | "connect" | "follow.answer" | "follow.handover" | "follow.present" | "follow.request" | "follow.set" | "follow.stop" | "presence.update" | "report.sync" | "room.join" | "room.leave" | "room.sync" | "session.renew" | "study.invite" | "uploads.join" | "uploads.leave" | "viewport.render" | "worklist.join";
 
-export type ServerEventName = "ai.finding.created" | "alert" | "chat.direct" | "chat.mention" | "connect_error" | "follow.viewport" | "frame" | "frame.error" | "notification.created" | "report.signed" | "report.sync" | "room.op" | "room.presence" | "session.expired" | "study.invitation" | "study.status_changed" | "uploads.event" | "worklist.changed";
+export type ServerEventName = "ai.finding.created" | "alert" | "chat.direct" | "chat.mention" | "connect_error" | "follow.answered" | "follow.requested" | "follow.viewport" | "frame" | "frame.error" | "notification.created" | "report.signed" | "report.sync" | "room.op" | "room.presence" | "session.expired" | "study.invitation" | "study.status_changed" | "uploads.event" | "worklist.changed";
 
 export const VOLATILE_EVENTS = ["chat.typing","follow.viewport","frame","frame.error","presence.update","room.presence","viewport.render"] as const;
 

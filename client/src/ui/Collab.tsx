@@ -22,6 +22,30 @@ export function ParticipantsBar(props: {
   const { room, state, meUsername } = props;
   const presenter = state.presenter;
   const iPresent = presenter?.username === meUsername;
+  const [asked, setAsked] = useState(false);
+  const nameOf = (actor: { user_id: string; username: string }) => {
+    const p = state.participants.find((x) => x.user_id === actor.user_id);
+    return p?.display_name || actor.username;
+  };
+  useEffect(() => setAsked(false), [presenter?.user_id, state.answer]);
+  const askForControl = async () => {
+    try {
+      await room.requestControl();
+      setAsked(true);
+      props.onProblem(null);
+    } catch (failure) {
+      props.onProblem(failure instanceof ApiFailure ? failure.message : "Could not ask for control.");
+    }
+  };
+  const answer = async (id: string, grant: boolean) => {
+    try {
+      await room.answerControl(id, grant);
+      if (grant) props.onFollow(true);
+      props.onProblem(null);
+    } catch (failure) {
+      props.onProblem(failure instanceof ApiFailure ? failure.message : "Could not answer the request.");
+    }
+  };
   const act = async (event: string, payload: Record<string, unknown> = {}) => {
     try {
       await room.request(event, payload);
@@ -51,10 +75,23 @@ export function ParticipantsBar(props: {
             ? <button type="button" data-testid="step-out" onClick={() => props.onFollow(false)}>Step out</button>
             : <button type="button" data-testid="follow" onClick={() => props.onFollow(true)}>Follow {presenter.username}</button>
         )}
-        {presenter && !iPresent && (
-          <button type="button" data-testid="take-control" onClick={() => void act("follow.present")}>Take control</button>
+        {presenter && !iPresent && !asked && (
+          <button type="button" data-testid="take-control" onClick={() => void askForControl()}>Take control</button>
+        )}
+        {presenter && !iPresent && asked && (
+          <span class="control-status" role="status" data-testid="control-asked">Asked {nameOf(presenter)} for control…</span>
+        )}
+        {state.answer && !state.answer.granted && !asked && (
+          <span class="control-status" role="status" data-testid="control-declined">{nameOf(state.answer.by)} declined your request for control.</span>
         )}
       </span>
+      {iPresent && state.requests.map((request) => (
+        <span key={request.id} class="control-request" role="alert" data-testid="control-request">
+          {nameOf(request.from)} asks for control
+          <button type="button" class="small" data-testid="control-grant" onClick={() => void answer(request.id, true)}>Grant</button>
+          <button type="button" class="small" data-testid="control-decline" onClick={() => void answer(request.id, false)}>Decline</button>
+        </span>
+      ))}
     </div>
   );
 }

@@ -1,12 +1,14 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { RenderInfo, SeriesInfo, Slice } from "../dicomweb";
-import { measurementLines } from "../measurements";
-import type { AnnotationsAnnotation, RoomsParticipant } from "../protocol/generated";
+import { POINTS_NEEDED, measurementLines } from "../measurements";
+import type { AnnotationsAnnotation, EventPayloads, RoomsParticipant } from "../protocol/generated";
 import type { Session } from "../session";
 import {
-  canvasToImage,
-  imageToCanvas,
+  canvasToPixel,
+  frameMapping,
   panBy,
+  placeFrame,
+  pixelToCanvas,
   scrollBy,
   scrollTo,
   transform,
@@ -18,9 +20,16 @@ import {
 } from "../viewport";
 
 export type PaneMode = "stack" | "axial" | "sagittal" | "coronal";
-export type Tool = "wl" | "pan" | "zoom" | "length" | "angle" | "cobb" | "rectangle" | "ellipse" | "arrow" | "text";
+export type Tool = "wl" | "pan" | "zoom" | "length" | "angle" | "cobb" | "rectangle" | "ellipse" | "probe" | "arrow" | "text";
 
-export const MEASURE_TOOLS: Record<string, number> = { length: 2, arrow: 2, rectangle: 2, ellipse: 2, angle: 3, cobb: 4, text: 1 };
+export const MEASURE_TOOLS: Record<string, number> = POINTS_NEEDED;
+
+/** The latest frame received over the room while following; `count` is the room's total. */
+export interface LiveFrame {
+  bitmap: ImageBitmap;
+  meta: EventPayloads["frame"];
+  count: number;
+}
 
 export interface PaneState {
   series: number;
@@ -38,6 +47,10 @@ export interface PaneProps {
   active: boolean;
   tool: Tool;
   draft: Point[];
+  /** Following: the pane shows the room's frames (rendered for the presenter's view) and
+   * fetches none over HTTP. */
+  following: boolean;
+  live: LiveFrame | null;
   annotations: AnnotationsAnnotation[];
   cursors: RoomsParticipant[];
   colourOf: (userId: string) => string;
@@ -95,7 +108,17 @@ export function Pane(props: PaneProps) {
   const view = pane.view;
   const count = positions(pane.mode, slices, props.info);
   const slice = pane.mode === "stack" ? slices[view.index] ?? null : null;
-  const path = series ? framePath(pane, series, slices, quality) : null;
+  const path = series && !props.following ? framePath(pane, series, slices, quality) : null;
+  const live = props.following ? props.live : null;
+  const liveImage = live && props.info ? { width: props.info.columns, height: props.info.rows } : null;
+  // Image pixels to this canvas and back: the view's own transform, or the presenter's
+  // viewport the room frame was rendered for.
+  const mapping = live && liveImage
+    ? frameMapping(live.meta.viewport, liveImage, canvasSize)
+    : imageSize
+      ? { toCanvas: (p: Point) => pixelToCanvas(view, imageSize, canvasSize, p), toPixel: (c: Point) => canvasToPixel(view, imageSize, canvasSize, c) }
+      : null;
+  const shownSlice = live ? slices.find((s) => s.sop === live.meta.instance_uid && s.frame === live.meta.frame) ?? null : slice;
 
   // While the view moves, ask for cheap frames; a full-quality one follows once it rests.
   useEffect(() => {
@@ -157,27 +180,33 @@ export function Pane(props: PaneProps) {
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.fillStyle = "#000";
     ctx.fillRect(0, 0, element.width, element.height);
+    if (live) {
+      const place = placeFrame({ width: live.bitmap.width, height: live.bitmap.height }, canvasSize);
+      ctx.drawImage(live.bitmap, place.dx, place.dy, live.bitmap.width * place.scale, live.bitmap.height * place.scale);
+    }
     const image = bitmap.current;
-    if (!image || !imageSize) return;
-    ctx.imageSmoothingEnabled = view.zoom < 3;
-    ctx.setTransform(...transform(view, imageSize, canvasSize));
-    ctx.drawImage(image, 0, 0);
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    if (pane.mode !== "stack" || !slice) return;
-    const toCanvas = (p: Point) => imageToCanvas(view, imageSize, canvasSize, p);
+    if (!live && (!image || !imageSize)) return;
+    if (!live && image && imageSize) {
+      ctx.imageSmoothingEnabled = view.zoom < 3;
+      ctx.setTransform(...transform(view, imageSize, canvasSize));
+      ctx.drawImage(image, 0, 0);
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
+    }
+    if (pane.mode !== "stack" || !shownSlice || !mapping) return;
+    const toCanvas = mapping.toCanvas;
     for (const annotation of props.annotations) {
-      if (annotation.instance_uid !== slice.sop || annotation.frame !== slice.frame) continue;
+      if (annotation.instance_uid !== shownSlice.sop || annotation.frame !== shownSlice.frame) continue;
       drawAnnotation(ctx, annotation.kind, annotation.points as Point[], toCanvas, props.colourOf(annotation.author.user_id), labelOf(annotation));
     }
     if (props.active && props.draft.length && tool in MEASURE_TOOLS) {
       drawAnnotation(ctx, tool, props.draft, toCanvas, "#ffd33d", []);
     }
-  }, [drawnKey, imageSize, canvasSize, view.zoom, view.panX, view.panY, view.rotation, view.flipH, view.flipV, props.annotations, props.draft, props.active, tool]);
+  }, [drawnKey, live, imageSize, canvasSize, view.zoom, view.panX, view.panY, view.rotation, view.flipH, view.flipV, props.annotations, props.draft, props.active, tool]);
 
   const imagePoint = (event: PointerEvent | WheelEvent | MouseEvent): Point | null => {
-    if (!imageSize || !canvas.current) return null;
+    if (!mapping || !canvas.current) return null;
     const rect = canvas.current.getBoundingClientRect();
-    return canvasToImage(view, imageSize, canvasSize, [event.clientX - rect.left, event.clientY - rect.top]);
+    return mapping.toPixel([event.clientX - rect.left, event.clientY - rect.top]);
   };
 
   const onPointerDown = (event: PointerEvent) => {
@@ -190,7 +219,7 @@ export function Pane(props: PaneProps) {
 
   const onPointerMove = (event: PointerEvent) => {
     const point = imagePoint(event);
-    props.onCursor(point, slice);
+    props.onCursor(point, shownSlice);
     const d = drag.current;
     if (!d) return;
     const dx = event.clientX - d.x;
@@ -207,9 +236,11 @@ export function Pane(props: PaneProps) {
   const onPointerUp = (event: PointerEvent) => {
     const d = drag.current;
     drag.current = null;
-    if (!d || !(tool in MEASURE_TOOLS) || !d.moved) return;
+    const needed = MEASURE_TOOLS[tool] ?? 0;
+    // A drag ends a two-point shape; a one-point tool (probe, text) took its point on press.
+    if (!d || needed < 2 || !d.moved) return;
     const point = imagePoint(event);
-    if (point && props.draft.length < (MEASURE_TOOLS[tool] ?? 0)) props.onDraft([...props.draft, point]);
+    if (point && props.draft.length < needed) props.onDraft([...props.draft, point]);
   };
 
   const onWheel = (event: WheelEvent) => {
@@ -239,7 +270,9 @@ export function Pane(props: PaneProps) {
           height={canvasSize.height}
           data-testid="viewer-canvas"
           data-index={view.index}
-          data-drawn={drawnKey}
+          data-drawn={live ? `room:${live.meta.key}` : drawnKey}
+          data-source={live ? "room" : "http"}
+          data-room-frames={live ? live.count : 0}
           data-window={`${round(view.center)},${round(view.width)}`}
           class={`tool-${tool}`}
           onPointerDown={onPointerDown}
@@ -247,10 +280,10 @@ export function Pane(props: PaneProps) {
           onPointerUp={onPointerUp}
           onPointerLeave={() => props.onCursor(null, null)}
         />
-        {imageSize && slice && props.cursors.map((p) => {
+        {mapping && shownSlice && props.cursors.map((p) => {
           const c = p.cursor;
-          if (!c || (c.instance_uid && c.instance_uid !== slice.sop)) return null;
-          const [x, y] = imageToCanvas(view, imageSize, canvasSize, [c.x, c.y]);
+          if (!c || (c.instance_uid && c.instance_uid !== shownSlice.sop)) return null;
+          const [x, y] = mapping.toCanvas([c.x, c.y]);
           if (x < 0 || y < 0 || x > canvasSize.width || y > canvasSize.height) return null;
           return (
             <span key={p.sid} class="cursor" data-testid="remote-cursor" ref={(el) => {
@@ -301,7 +334,17 @@ function drawAnnotation(
   ctx.fillStyle = colour;
   ctx.lineWidth = 2;
   ctx.beginPath();
-  if ((kind === "rectangle" || kind === "ellipse") && c.length >= 2) {
+  if (kind === "probe" && c.length >= 1) {
+    const [x, y] = c[0]!;
+    ctx.moveTo(x - 8, y);
+    ctx.lineTo(x - 3, y);
+    ctx.moveTo(x + 3, y);
+    ctx.lineTo(x + 8, y);
+    ctx.moveTo(x, y - 8);
+    ctx.lineTo(x, y - 3);
+    ctx.moveTo(x, y + 3);
+    ctx.lineTo(x, y + 8);
+  } else if ((kind === "rectangle" || kind === "ellipse") && c.length >= 2) {
     const [a, b] = [c[0]!, c[1]!];
     if (kind === "rectangle") ctx.rect(Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.abs(b[0] - a[0]), Math.abs(b[1] - a[1]));
     else ctx.ellipse((a[0] + b[0]) / 2, (a[1] + b[1]) / 2, Math.abs(b[0] - a[0]) / 2, Math.abs(b[1] - a[1]) / 2, 0, 0, Math.PI * 2);
@@ -316,7 +359,7 @@ function drawAnnotation(
     c.forEach((p, i) => (i === 0 ? ctx.moveTo(...p) : ctx.lineTo(...p)));
   }
   ctx.stroke();
-  for (const p of c) ctx.fillRect(p[0] - 2, p[1] - 2, 4, 4);
+  if (kind !== "probe") for (const p of c) ctx.fillRect(p[0] - 2, p[1] - 2, 4, 4);
   if (kind === "arrow" && c.length >= 2) {
     const [tip, tail] = [c[0]!, c[1]!];
     const angle = Math.atan2(tail[1] - tip[1], tail[0] - tip[0]);

@@ -10,6 +10,8 @@ import {
   cineIntervalMs,
   cineNext,
   initialView,
+  panFractions,
+  panPixels,
   resetView,
   rotateRight,
   scrollBy,
@@ -20,13 +22,13 @@ import {
   type View,
 } from "../viewport";
 import { ChatPanel, ParticipantsBar, ReportPanel, colourFor } from "./Collab";
-import { MEASURE_TOOLS, Pane, labelOf, positions, type PaneMode, type PaneState, type Tool } from "./Pane";
+import { MEASURE_TOOLS, Pane, labelOf, positions, type LiveFrame, type PaneMode, type PaneState, type Tool } from "./Pane";
 
 type Layout = "1x1" | "1x2" | "2x2";
 const PANES: Record<Layout, number> = { "1x1": 1, "1x2": 2, "2x2": 4 };
 const TOOLS: Array<[Tool, string]> = [
   ["wl", "W/L"], ["pan", "Pan"], ["zoom", "Zoom"], ["length", "Length"], ["angle", "Angle"], ["cobb", "Cobb"],
-  ["rectangle", "Rect ROI"], ["ellipse", "Ellipse ROI"], ["arrow", "Arrow"], ["text", "Text"],
+  ["rectangle", "Rect ROI"], ["ellipse", "Ellipse ROI"], ["probe", "Probe"], ["arrow", "Arrow"], ["text", "Text"],
 ];
 const PRESENCE_MS = 100;
 
@@ -49,6 +51,7 @@ export function Viewer({ session, connection, studyUid }: { session: Session; co
   const [roomState, setRoomState] = useState<RoomState | null>(null);
   const [roomProblem, setRoomProblem] = useState<string | null>(null);
   const [following, setFollowing] = useState(false);
+  const [live, setLive] = useState<LiveFrame | null>(null);
   const [thumbs, setThumbs] = useState<Record<string, string>>({});
   const canvasSizes = useRef<Record<number, Size>>({});
   const me = session.user;
@@ -147,7 +150,6 @@ export function Viewer({ session, connection, studyUid }: { session: Session; co
       series_uid: activeSeries.uid,
       frame: slice?.frame ?? 0,
       zoom: v.zoom,
-      pan: [v.panX, v.panY],
       rotation: v.rotation,
       flip_h: v.flipH,
       flip_v: v.flipV,
@@ -156,12 +158,16 @@ export function Viewer({ session, connection, studyUid }: { session: Session; co
       canvas: [Math.min(4096, Math.max(16, size.width)), Math.min(4096, Math.max(16, size.height))],
     };
     if (slice) viewport.instance_uid = slice.sop;
+    if (activeInfo) {
+      const [x, y] = panFractions(v, { width: activeInfo.columns, height: activeInfo.rows }, size);
+      viewport.pan = [clampPan(x), clampPan(y)];
+    }
     if (v.width > 0) {
       viewport.window_center = v.center;
       viewport.window_width = v.width;
     }
     return viewport;
-  }, [activePane, activeSeries, activeSlices, active, layout]);
+  }, [activePane, activeSeries, activeSlices, activeInfo, active, layout]);
 
   // Presence: tell the room where this reader is (the presenter's view reaches followers).
   useEffect(() => {
@@ -180,6 +186,12 @@ export function Viewer({ session, connection, studyUid }: { session: Session; co
         current.map((p, i) => {
           if (i !== active) return p;
           const v = p.series === seriesIndex ? p.view : initialView(0, 0);
+          const info = infos[series[seriesIndex]?.uid ?? ""];
+          const geometry = { ...v, zoom: viewport.zoom ?? v.zoom, rotation: (viewport.rotation ?? v.rotation) as Rotation };
+          const size = canvasSizes.current[i] ?? { width: 512, height: 512 };
+          const [panX, panY] = info && viewport.pan
+            ? panPixels(viewport.pan, geometry, { width: info.columns, height: info.rows }, size)
+            : [v.panX, v.panY];
           return {
             ...p,
             series: seriesIndex,
@@ -190,8 +202,8 @@ export function Viewer({ session, connection, studyUid }: { session: Session; co
               center: viewport.window_center ?? v.center,
               width: viewport.window_width ?? v.width,
               zoom: viewport.zoom ?? v.zoom,
-              panX: viewport.pan?.[0] ?? v.panX,
-              panY: viewport.pan?.[1] ?? v.panY,
+              panX,
+              panY,
               rotation: (viewport.rotation ?? v.rotation) as Rotation,
               flipH: viewport.flip_h ?? v.flipH,
               flipV: viewport.flip_v ?? v.flipV,
@@ -201,7 +213,7 @@ export function Viewer({ session, connection, studyUid }: { session: Session; co
         }),
       );
     },
-    [series, slices, active],
+    [series, slices, infos, active],
   );
 
   // Following: adopt the presenter's viewport as it moves.
@@ -209,18 +221,46 @@ export function Viewer({ session, connection, studyUid }: { session: Session; co
     if (!room || !following) return;
     const presenterId = roomState?.presenter?.user_id;
     const current = roomState?.participants.find((p) => p.user_id === presenterId && p.viewport)?.viewport;
-    if (current) restore(current);
-    return room.onFollowViewport((viewport) => restore(viewport));
+    if (current) {
+      restore(current);
+      room.render(current);
+    }
+    return room.onFollowViewport((viewport, _presenter, node) => {
+      restore(viewport);
+      // The presenter's node renders for the followers it holds; a follower on another node
+      // asks its own.
+      if (node !== undefined && node !== room.node) room.render(viewport);
+    });
   }, [room, following, restore, roomState?.presenter?.user_id]);
 
+  // While following, the active pane shows the frames the server sends over the room: one
+  // render of the presenter's view for all of this node's followers, no HTTP fetch per reader.
   useEffect(() => {
-    if (!roomState?.presenter) setFollowing(false);
+    if (!room || !following) return;
+    const off = room.onFrame(async ({ meta, data }) => {
+      const bitmap = await createImageBitmap(new Blob([data], { type: meta.content_type }));
+      setLive((old) => {
+        old?.bitmap.close();
+        return { bitmap, meta, count: room.framesReceived };
+      });
+    });
+    return () => {
+      off();
+      setLive((old) => {
+        old?.bitmap.close();
+        return null;
+      });
+    };
+  }, [room, following]);
+
+  useEffect(() => {
+    if (following && (!roomState?.presenter || roomState.presenter.username === me?.username)) void setFollow(false);
   }, [roomState?.presenter]);
 
   const setFollow = async (value: boolean) => {
     setFollowing(value);
     try {
-      await room?.request("follow.set", { following: value });
+      await room?.setFollowing(value);
     } catch (failure) {
       setRoomProblem(failure instanceof ApiFailure ? failure.message : "Could not change follow mode.");
     }
@@ -371,7 +411,8 @@ export function Viewer({ session, connection, studyUid }: { session: Session; co
           {panes.map((pane, index) => (
             <Pane key={index} session={session} series={series[pane.series] ?? null} slices={slices[pane.series] ?? []}
               info={infos[series[pane.series]?.uid ?? ""] ?? null} pane={pane} active={index === active} tool={tool}
-              draft={index === active ? draft : []} annotations={annotations} cursors={others} colourOf={colourOf}
+              draft={index === active ? draft : []} live={index === active && following ? live : null}
+              following={index === active && following} annotations={annotations} cursors={others} colourOf={colourOf}
               onActivate={() => setActive(index)} onView={(view) => setView(index, view)} onDraft={setDraft}
               onCanvas={(size) => { canvasSizes.current[index] = size; }}
               onCursor={(point, slice) => {
@@ -412,4 +453,9 @@ export function Viewer({ session, connection, studyUid }: { session: Session; co
 
 function round2(value: number): number {
   return Math.round(value * 100) / 100;
+}
+
+/** The render engine takes pan within ±16 canvases; the protocol within ±100. */
+function clampPan(value: number): number {
+  return Math.max(-16, Math.min(16, value));
 }
