@@ -33,7 +33,7 @@ from server.dicom.parse import Failure
 from server.dicom.peers import Peers
 from server.dicom.query import Search, search
 from server.dicom.receive import receive
-from server.dicom.worklist import Worklist, to_dataset
+from server.dicom.worklist import Worklist, restrict, to_dataset
 from server.store.database import Store
 
 log = logging.getLogger(__name__)
@@ -377,7 +377,7 @@ class Gateway:
             if event.is_cancelled:
                 yield CANCELLED, None
                 return
-            yield PENDING, to_dataset(doc)
+            yield PENDING, restrict(identifier, to_dataset(doc))
         yield SUCCESS, None
 
     def _matches(self, identifier: Dataset, session: Session) -> list[str]:
