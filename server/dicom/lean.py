@@ -85,6 +85,8 @@ MAX_PDU = 1 << 20
 MAX_PEEK = 64 << 10
 PEEK_TIMEOUT_S = 10.0
 NETWORK_TIMEOUT_S = 60.0
+# One object is held in memory until it is stored; a peer sending more is aborted.
+MAX_OBJECT_BYTES = 2 << 30
 
 P_DATA = 0x04
 RELEASE_RQ = 0x05
@@ -312,6 +314,7 @@ class _Link:
         request: dict[int, bytes] | None = None
         context_id = 0
         parts: list[memoryview] = []
+        received = 0
         try:
             while True:
                 kind, body = await self._read_pdu()
@@ -356,9 +359,12 @@ class _Link:
                         if request is None or pdv_context != context_id:
                             raise ProtocolError("a data set arrived without its command")
                         parts.append(data)
+                        received += len(data)
+                        if received > MAX_OBJECT_BYTES:
+                            raise ProtocolError(f"data set above {MAX_OBJECT_BYTES >> 20} MiB")
                         if control & 0x02:
                             await self._answer(request, context_id, parts)
-                            request, parts = None, []
+                            request, parts, received = None, [], 0
         except ProtocolError as exc:
             log.warning("aborting a storage association from %r: %s", self._calling_ae, exc)
             await self._abort()

@@ -16,7 +16,7 @@ from pynetdicom.pdu_primitives import A_ASSOCIATE, MaximumLengthNotification
 from pynetdicom.presentation import build_context
 
 from server.appkeys import SETTINGS, STORE
-from server.dicom import dimse_codec
+from server.dicom import dimse_codec, lean
 from server.dicom.index import INSTANCES
 from server.dicom.lean import MAX_PDU
 from tests.dicom.conftest import Archive
@@ -141,6 +141,11 @@ def _raw_association(port: int, pdus: list[bytes]) -> bytes:
     return received
 
 
+def _data_pdu(context_id: int, control: int, payload: bytes) -> bytes:
+    item = bytes((context_id, control)) + payload
+    return b"\x04\x00" + (len(item) + 4).to_bytes(4, "big") + len(item).to_bytes(4, "big") + item
+
+
 def _store_command(sop_instance: str) -> bytes:
     command = Dataset()
     command.CommandGroupLength = 0
@@ -158,8 +163,7 @@ async def test_data_set_on_an_unnegotiated_context_aborts_and_stores_nothing(
 ) -> None:
     ds = ct_series(1, rows=64, columns=64).datasets[0]
     command = dimse_codec.command_pdu(1, _store_command(str(ds.SOPInstanceUID)))
-    item = bytes((3, 0x02)) + b"abcdef"
-    stray = b"\x04\x00" + (len(item) + 4).to_bytes(4, "big") + len(item).to_bytes(4, "big") + item
+    stray = _data_pdu(3, 0x02, b"abcdef")
     received = await in_thread(_raw_association, archive.port, [command, stray])
     assert received[0] == 0x02  # A-ASSOCIATE-AC
     assert received.endswith(b"\x07\x00\x00\x00\x00\x04\x00\x00\x00\x00")  # A-ABORT only
@@ -184,3 +188,19 @@ def _echo_command() -> Dataset:
     command.MessageID = 9
     command.CommandDataSetType = 0x0101
     return command
+
+
+async def test_an_object_above_the_limit_aborts_and_stores_nothing(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lean, "MAX_OBJECT_BYTES", 1000)
+    ds = ct_series(1, rows=64, columns=64).datasets[0]
+    command = dimse_codec.command_pdu(1, _store_command(str(ds.SOPInstanceUID)))
+    item = bytes((1, 0x00)) + bytes(1200)
+    fragment = (
+        b"\x04\x00" + (len(item) + 4).to_bytes(4, "big") + len(item).to_bytes(4, "big") + item
+    )
+    received = await in_thread(_raw_association, archive.port, [command, fragment])
+    assert received[0] == 0x02
+    assert received.endswith(b"\x07\x00\x00\x00\x00\x04\x00\x00\x00\x00")
+    assert await archive.app[STORE][INSTANCES].count_documents({}) == 0
