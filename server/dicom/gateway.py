@@ -5,6 +5,10 @@ threaded stack: they do thread-safe CPU work (vetting a received object's header
 everything that touches the store or the hub to the event loop with
 ``run_coroutine_threadsafe``, and return a DIMSE status. Any exception in our code becomes a
 failure status for that one request; the association lives on.
+
+Associations that only store (and echo) never reach pynetdicom's association machinery: the
+acceptor peeks at their A-ASSOCIATE-RQ and hands them to the lean path on the event loop
+(``lean.py``); both receivers store through the same ``receive.receive``.
 """
 
 from __future__ import annotations
