@@ -248,6 +248,7 @@ class IndexWriter:
         self._max_batch = max_batch
         self._count_delay = count_delay
         self._counted_at = time.monotonic()
+        self._stopping = False
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._known_series: set[str] = set()
@@ -260,6 +261,8 @@ class IndexWriter:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="dicom-index")
 
     async def stop(self) -> None:
+        # Flag and cancel: PyMongo may turn a cancellation into an error the loop would survive.
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -286,7 +289,7 @@ class IndexWriter:
         return await future
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             if self._queue.empty():
                 self._settled.set()
             try:
@@ -413,14 +416,23 @@ class IndexWriter:
         ):
             taken = dict(deferred)
             deferred.clear()
-            for uid, (count, size) in taken.items():
-                try:
-                    await self._store[collection].update_one(
-                        {"_id": uid},
-                        {"$inc": {"instances": count, "bytes": size}, "$set": {"updated_at": now}},
-                    )
-                except PyMongoError:
-                    log.exception("counting into %s %s failed; will retry", collection, uid)
+            try:
+                for uid, (count, size) in list(taken.items()):
+                    try:
+                        await self._store[collection].update_one(
+                            {"_id": uid},
+                            {
+                                "$inc": {"instances": count, "bytes": size},
+                                "$set": {"updated_at": now},
+                            },
+                        )
+                    except PyMongoError:
+                        log.exception("counting into %s %s failed; will retry", collection, uid)
+                        continue
+                    del taken[uid]
+            finally:
+                # Whatever was not written (an error, a cancellation) is counted again later.
+                for uid, (count, size) in taken.items():
                     again = deferred.setdefault(uid, [0, 0])
                     again[0] += count
                     again[1] += size

@@ -65,12 +65,16 @@ class RelayTail:
         self._hub = hub
         self._poll_s = poll_s
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._expired_at = 0.0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="dicom-relay")
 
     async def stop(self) -> None:
+        # The flag as well as the cancel: PyMongo may turn a cancellation during server selection
+        # into an error this loop would otherwise log and retry.
+        self._stopping.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -78,13 +82,15 @@ class RelayTail:
             self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 while await self.poll():
                     pass
-            except PyMongoError:
-                log.exception("reading relayed upload events failed")
-            await asyncio.sleep(self._poll_s)
+            except PyMongoError as exc:
+                if not self._stopping.is_set():
+                    log.warning("reading relayed upload events failed: %s", str(exc)[:200])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._poll_s)
 
     async def poll(self) -> int:
         """Claim, publish and remove one batch; return how many events were published."""
