@@ -256,7 +256,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=512)
     parser.add_argument("--studies", type=int, default=500)
     parser.add_argument(
-        "--workers", type=int, default=2, help="NOCTIS_DICOM_WORKERS for the Noctis run"
+        "--workers",
+        default="2",
+        help="NOCTIS_DICOM_WORKERS for the Noctis run; a list (0,2) runs one Noctis per value",
     )
     parser.add_argument(
         "--repeat",
@@ -277,15 +279,24 @@ def main() -> None:
         }
         rates: dict[str, dict[int, float]] = {}
         targets: dict[str, Target] = {}
+        worker_counts = [int(w) for w in str(args.workers).split(",") if w.strip()]
+        noctis_names = []
         with contextlib.ExitStack() as stack:
             print(
-                f"{args.slices} slices of {args.rows}x{args.rows}; Noctis with {args.workers} "
-                "gateway worker process(es)"
+                f"{args.slices} slices of {args.rows}x{args.rows}; Noctis with "
+                f"{args.workers} gateway worker process(es)"
             )
-            for name in ("noctis", "bare", "orthanc"):
-                target = stack.enter_context(
-                    noctis(work, args.workers) if name == "noctis" else FACTORIES[name](work)
-                )
+            for name in [*(f"noctis{w}" for w in worker_counts), "bare", "orthanc"]:
+                if name.startswith("noctis"):
+                    count = int(name.removeprefix("noctis"))
+                    own = work / name
+                    own.mkdir()
+                    target = stack.enter_context(noctis(own, count))
+                    if len(worker_counts) > 1:
+                        target.name = f"Noctis w={count}"
+                    noctis_names.append(target.name)
+                else:
+                    target = stack.enter_context(FACTORIES[name](work))
                 if target is None:
                     print("Orthanc is not installed: skipped")
                     continue
@@ -299,19 +310,19 @@ def main() -> None:
                     rates[target.name][associations] = rate
                     load = os.getloadavg()[0]
                     print(
-                        f"{target.name:16s} {associations} association(s): {rate:7.1f} img/s"
+                        f"{target.name:18s} {associations} association(s): {rate:7.1f} img/s"
                         f"   (load average {load:.2f})",
                         flush=True,
                     )
             print()
             for associations in (1, 4):
-                line = [f"{associations} assoc:"]
-                noctis_rate = rates["Noctis"][associations]
-                for name in ("bare pynetdicom", "Orthanc"):
-                    if name in rates:
-                        ratio = noctis_rate / rates[name][associations]
-                        line.append(f"Noctis/{name} = {ratio:.2f}x")
-                print("  ".join(line))
+                for ours in noctis_names:
+                    line = [f"{associations} assoc:"]
+                    for name in ("bare pynetdicom", "Orthanc"):
+                        if name in rates:
+                            ratio = rates[ours][associations] / rates[name][associations]
+                            line.append(f"{ours}/{name} = {ratio:.2f}x")
+                    print("  ".join(line))
             print()
             studies = work / "studies"
             files = []
@@ -325,7 +336,7 @@ def main() -> None:
             series_path = (
                 f"/studies/{header.StudyInstanceUID}/series/{header.SeriesInstanceUID}/instances"
             )
-            for name in ("Noctis", "Orthanc"):
+            for name in (noctis_names[0], "Orthanc"):
                 target = targets.get(name)
                 if target is None:
                     continue
@@ -335,12 +346,12 @@ def main() -> None:
                 time.sleep(SETTLE_S)
                 cold, warm, found = timed_ms(target, "/studies?PatientName=*&limit=1000")
                 print(
-                    f"{name:8s} QIDO {found} studies (wildcard):  first {cold:7.1f} ms  "
+                    f"{name:12s} QIDO {found} studies (wildcard):  first {cold:7.1f} ms  "
                     f"then median {warm:7.1f} ms"
                 )
                 cold, warm, listed = timed_ms(target, series_path)
                 print(
-                    f"{name:8s} QIDO {listed} instances of a series: first {cold:7.1f} ms  "
+                    f"{name:12s} QIDO {listed} instances of a series: first {cold:7.1f} ms  "
                     f"then median {warm:7.1f} ms"
                 )
 
