@@ -3,11 +3,14 @@
 Sends one generated CT series (default 300 slices of 512 x 512) with dcmtk's ``storescu`` on 1
 and on 4 concurrent associations to each target, each run with fresh UIDs (same pixels), and
 prints images/s and the ratios. Orthanc runs only when Debian's ``orthanc`` is installed; it and
-storescu get ``TCP_NODELAY=1`` (dcmtk otherwise leaves Nagle on and stalls ~50 ms per image).
+storescu get ``TCP_NODELAY=1`` (dcmtk otherwise leaves Nagle on and stalls ~50 ms per image);
+the bare SCP announces an unlimited PDU like Noctis does, so storescu sends 128 KiB PDUs to both.
+Each line shows the load average then; on a shared machine ``--repeat N`` keeps each target's
+best of N sends (the same for all targets).
 Then it loads small studies into Noctis and Orthanc and prints the QIDO latency of a wildcard
 study search and of listing the instances of the big series.
 
-    .venv/bin/python load-tests/bench_ingest.py [--slices 300] [--studies 500]
+    .venv/bin/python load-tests/bench_ingest.py [--slices 300] [--studies 500] [--repeat 1]
 
 A benchmark, not a test: every wait is bounded, every port is a free loopback port.
 """
@@ -50,6 +53,7 @@ def on_store(event):
     return 0
 ae = AE("BARE")
 ae.maximum_associations = 16
+ae.maximum_pdu_size = 0  # at its best: storescu then sends 128 KiB PDUs instead of 16 KiB ones
 for cx in AllStoragePresentationContexts:
     ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
 ae.start_server(("127.0.0.1", int(sys.argv[1])), evt_handlers=[(evt.EVT_C_STORE, on_store)])
@@ -252,7 +256,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=512)
     parser.add_argument("--studies", type=int, default=500)
     parser.add_argument(
-        "--workers", type=int, default=2, help="NOCTIS_DICOM_WORKERS for the Noctis run"
+        "--workers",
+        default="2",
+        help="NOCTIS_DICOM_WORKERS for the Noctis run; a list (0,2) runs one Noctis per value",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="send each case this many times per target and keep the best (a shared machine)",
     )
     args = parser.parse_args()
     if shutil.which("storescu") is None:
@@ -260,53 +272,71 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="noctis-bench-") as tmp:
         work = Path(tmp)
         source = write_series(work / "series", args.slices, args.rows)
-        runs = {n: with_fresh_uids(source, work / f"run{n}") for n in (1, 4)}
+        runs = {
+            (n, r): with_fresh_uids(source, work / f"run{n}-{r}")
+            for n in (1, 4)
+            for r in range(args.repeat)
+        }
         rates: dict[str, dict[int, float]] = {}
         targets: dict[str, Target] = {}
+        worker_counts = [int(w) for w in str(args.workers).split(",") if w.strip()]
+        noctis_names = []
         with contextlib.ExitStack() as stack:
             print(
-                f"{args.slices} slices of {args.rows}x{args.rows}; Noctis with {args.workers} "
-                "gateway worker process(es)"
+                f"{args.slices} slices of {args.rows}x{args.rows}; Noctis with "
+                f"{args.workers} gateway worker process(es)"
             )
-            for name in ("noctis", "bare", "orthanc"):
-                target = stack.enter_context(
-                    noctis(work, args.workers) if name == "noctis" else FACTORIES[name](work)
-                )
+            for name in [*(f"noctis{w}" for w in worker_counts), "bare", "orthanc"]:
+                if name.startswith("noctis"):
+                    count = int(name.removeprefix("noctis"))
+                    own = work / name
+                    own.mkdir()
+                    target = stack.enter_context(noctis(own, count))
+                    if len(worker_counts) > 1:
+                        target.name = f"Noctis w={count}"
+                    noctis_names.append(target.name)
+                else:
+                    target = stack.enter_context(FACTORIES[name](work))
                 if target is None:
                     print("Orthanc is not installed: skipped")
                     continue
                 targets[target.name] = target
                 rates[target.name] = {}
                 for associations in (1, 4):
-                    rate = storescu(target.port, target.called, runs[associations], associations)
+                    rate = max(
+                        storescu(target.port, target.called, runs[associations, r], associations)
+                        for r in range(args.repeat)
+                    )
                     rates[target.name][associations] = rate
+                    load = os.getloadavg()[0]
                     print(
-                        f"{target.name:16s} {associations} association(s): {rate:7.1f} img/s",
+                        f"{target.name:18s} {associations} association(s): {rate:7.1f} img/s"
+                        f"   (load average {load:.2f})",
                         flush=True,
                     )
             print()
             for associations in (1, 4):
-                line = [f"{associations} assoc:"]
-                noctis_rate = rates["Noctis"][associations]
-                for name in ("bare pynetdicom", "Orthanc"):
-                    if name in rates:
-                        ratio = noctis_rate / rates[name][associations]
-                        line.append(f"Noctis/{name} = {ratio:.2f}x")
-                print("  ".join(line))
+                for ours in noctis_names:
+                    line = [f"{associations} assoc:"]
+                    for name in ("bare pynetdicom", "Orthanc"):
+                        if name in rates:
+                            ratio = rates[ours][associations] / rates[name][associations]
+                            line.append(f"{ours}/{name} = {ratio:.2f}x")
+                    print("  ".join(line))
             print()
             studies = work / "studies"
             files = []
             for index in range(args.studies):
                 one = write_series(studies / f"{index:04d}", 1, 16)
                 files.extend(sorted(one.iterdir()))
-            big = runs[1][0]
+            big = runs[1, 0][0]
             from pydicom import dcmread
 
             header = dcmread(big, stop_before_pixels=True)
             series_path = (
                 f"/studies/{header.StudyInstanceUID}/series/{header.SeriesInstanceUID}/instances"
             )
-            for name in ("Noctis", "Orthanc"):
+            for name in (noctis_names[0], "Orthanc"):
                 target = targets.get(name)
                 if target is None:
                     continue
@@ -316,12 +346,12 @@ def main() -> None:
                 time.sleep(SETTLE_S)
                 cold, warm, found = timed_ms(target, "/studies?PatientName=*&limit=1000")
                 print(
-                    f"{name:8s} QIDO {found} studies (wildcard):  first {cold:7.1f} ms  "
+                    f"{name:12s} QIDO {found} studies (wildcard):  first {cold:7.1f} ms  "
                     f"then median {warm:7.1f} ms"
                 )
                 cold, warm, listed = timed_ms(target, series_path)
                 print(
-                    f"{name:8s} QIDO {listed} instances of a series: first {cold:7.1f} ms  "
+                    f"{name:12s} QIDO {listed} instances of a series: first {cold:7.1f} ms  "
                     f"then median {warm:7.1f} ms"
                 )
 

@@ -7,7 +7,7 @@ Wired by ``server.dicom.setup.setup_dicom``. What other layers use:
   ``KeyError`` when unknown; ``metadata(...)``, ``instances_of(...)``, ``study(...)``.
 - Hub events ``dicom.association.opened|closed``, ``dicom.instance.stored|failed``,
   ``dicom.study.stable``, ``dicom.mpps.updated`` (shapes in ``ingest.py`` and ``mpps.py``), each
-  with its facility.
+  with its facility; a ``noctis import`` run's events arrive through the store (``relay.py``).
 - ``scheduled_procedures`` (shape in ``worklist.py``): the Modality Worklist answers from it.
 - HTTP: ``/api/dicom/peers``, ``/api/dicom/scheduled-procedures``, ``/api/uploads``
   (``shared/protocol/http/dicom.json``) and DICOMweb under ``/dicom-web``.

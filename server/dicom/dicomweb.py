@@ -29,6 +29,7 @@ from server.dicom.keys import INGEST, QIDO_CACHE
 from server.dicom.matching import Level, QueryError
 from server.dicom.parse import Failure
 from server.dicom.query import MAX_RESULTS, Search, search_text
+from server.dicom.transcode import choose, parse_accept, refusal, to_explicit_little_endian
 from server.http.body import query_int
 from server.http.errors import ApiError
 
@@ -188,13 +189,16 @@ async def _instances(request: web.Request, principal: Principal) -> list[dict[st
 )
 async def retrieve(request: web.Request) -> web.StreamResponse:
     principal = await require(request, Permission.STUDIES_READ)
-    accept = request.headers.get("Accept", "")
-    if accept and (
-        "application/dicom+json" in accept
-        or not any(t in accept for t in ("application/dicom", "multipart/related", "*/*"))
-    ):
+    accepted = parse_accept(request.headers.get("Accept", ""))
+    if accepted is None:
         raise ApiError("not_acceptable", 'Ask for multipart/related; type="application/dicom".')
     docs = await _instances(request, principal)
+    plan = []
+    for doc in docs:
+        syntax = choose(str(doc["transfer_syntax"]), accepted)
+        if syntax is None:
+            raise ApiError("not_acceptable", refusal(str(doc["transfer_syntax"])))
+        plan.append((doc, syntax))
     await _audit(request, principal, "dicomweb.retrieve", request.path[:200])
     boundary = uuid.uuid4().hex
     response = web.StreamResponse(
@@ -204,11 +208,13 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     archive = request.app[ARCHIVE]
-    for doc in docs:
+    for doc, syntax in plan:
         raw = await archive.instance_bytes(doc["_id"])
+        if syntax != doc["transfer_syntax"]:
+            raw = await asyncio.to_thread(to_explicit_little_endian, raw)
         await response.write(
             f"--{boundary}\r\nContent-Type: application/dicom; transfer-syntax="
-            f"{doc['transfer_syntax']}\r\nContent-Length: {len(raw)}\r\n\r\n".encode()
+            f"{syntax}\r\nContent-Length: {len(raw)}\r\n\r\n".encode()
         )
         await response.write(raw)
         await response.write(b"\r\n")

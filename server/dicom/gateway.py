@@ -5,12 +5,15 @@ threaded stack: they do thread-safe CPU work (vetting a received object's header
 everything that touches the store or the hub to the event loop with
 ``run_coroutine_threadsafe``, and return a DIMSE status. Any exception in our code becomes a
 failure status for that one request; the association lives on.
+
+Associations that only store (and echo) never reach pynetdicom's association machinery: the
+acceptor peeks at their A-ASSOCIATE-RQ and hands them to the lean path on the event loop
+(``lean.py``); both receivers store through the same ``receive.receive``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import io
 import logging
 import socket
@@ -26,14 +29,15 @@ from pynetdicom.presentation import build_context
 from pynetdicom.transport import ThreadedAssociationServer
 
 from server.dicom.archive import Archive
-from server.dicom.index import blob_key
 from server.dicom.ingest import Ingest, Upload
+from server.dicom.lean import LeanStorage, peek_request, storage_request
 from server.dicom.matching import Level, QueryError
 from server.dicom.mpps import PROCESSING_FAILURE, Mpps
-from server.dicom.parse import UID_PATTERN, Failure, Rejected, prepare
+from server.dicom.parse import Failure
 from server.dicom.peers import Peers
 from server.dicom.query import Search, search
-from server.dicom.worklist import Worklist, to_dataset
+from server.dicom.receive import receive
+from server.dicom.worklist import Worklist, restrict, to_dataset
 from server.store.database import Store
 
 log = logging.getLogger(__name__)
@@ -141,12 +145,26 @@ def answer(identifier: Dataset, body: dict[str, Any], level: str) -> Dataset:
 
 class SharedPortServer(ThreadedAssociationServer):
     """Binds with SO_REUSEPORT, so gateway worker processes can listen on the same port and
-    the kernel spreads incoming associations over them."""
+    the kernel spreads incoming associations over them; storage-only associations go to the
+    lean path (``lean.py``), all others to pynetdicom."""
+
+    lean: LeanStorage | None = None
 
     def server_bind(self) -> None:
         sock = cast(socket.socket, self.socket)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         super().server_bind()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Runs in the connection's own thread, so peeking at the request blocks no one."""
+        if self.lean is not None and isinstance(request, socket.socket):
+            raw = peek_request(request)
+            decoded = storage_request(raw) if raw is not None else None
+            if raw is not None and decoded is not None:
+                # The socketserver closes ``request`` afterwards; the lean path owns the fd.
+                self.lean.hand_over(socket.socket(fileno=request.detach()), decoded, raw)
+                return
+        super().finish_request(request, client_address)
 
 
 class Gateway:
@@ -164,6 +182,9 @@ class Gateway:
         self._sessions_lock = threading.Lock()
         self._server: ThreadedAssociationServer | None = None
         self.ae = self._build_ae(ae_title)
+        self._lean = LeanStorage(
+            self.ae, services.ingest, services.peers, loop, self.ae.maximum_associations
+        )
         self.address = (host, port)
 
     def _build_ae(self, ae_title: str) -> AE:
@@ -205,6 +226,8 @@ class Gateway:
             self.address, evt_handlers=handlers, server_class=SharedPortServer
         )
         self.ae._servers.append(server)
+        if isinstance(server, SharedPortServer):
+            server.lean = self._lean
         threading.Thread(target=server.serve_forever, name="dicom-acceptor", daemon=True).start()
         self._server = server
         port = int(server.server_address[1])
@@ -216,6 +239,8 @@ class Gateway:
             self._server.shutdown()
             self._server = None
         self.ae.shutdown()
+        if not self._loop.is_closed():
+            asyncio.run_coroutine_threadsafe(self._lean.stop(), self._loop).result(QUERY_TIMEOUT_S)
 
     def _run(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
@@ -285,45 +310,21 @@ class Gateway:
         except Exception:
             log.exception("opening an upload failed")
             return Failure.OUT_OF_RESOURCES.value
-        ingest = self._services.ingest
-        sop_uid = _request_value(event, "AffectedSOPInstanceUID")
-        raw = event.encoded_dataset()
-        # The durable write (fsync) of the bytes overlaps the header parse in this thread.
-        key = blob_key(sop_uid) if UID_PATTERN.match(sop_uid) and len(sop_uid) <= 64 else None
-        written = (
-            asyncio.run_coroutine_threadsafe(ingest.blobs.put(key, raw), self._loop)
-            if key is not None
-            else None
-        )
         try:
-            prepared = prepare(raw, _request_value(event, "AffectedSOPClassUID"))
-        except Rejected as exc:
-            self._forget(written, key)
-            self._run(ingest.reject(upload, exc, sop_uid or None), STORE_TIMEOUT_S)
-            return exc.failure.value
+            raw = event.encoded_dataset()
+            return self._run(
+                receive(
+                    self._services.ingest,
+                    upload,
+                    raw,
+                    _request_value(event, "AffectedSOPInstanceUID"),
+                    _request_value(event, "AffectedSOPClassUID"),
+                ),
+                STORE_TIMEOUT_S,
+            )
         except Exception:
-            self._forget(written, key)
-            log.exception("vetting a C-STORE data set failed")
-            return Failure.CANNOT_UNDERSTAND.value
-        try:
-            if written is not None:
-                written.result(STORE_TIMEOUT_S)
-            result = self._run(ingest.commit(upload, prepared, key), STORE_TIMEOUT_S)
-        except Exception:
-            self._forget(written, key)
             log.exception("storing a C-STORE data set failed")
             return Failure.OUT_OF_RESOURCES.value
-        return result.failure.value if result.failure is not None else SUCCESS
-
-    def _forget(self, written: concurrent.futures.Future[None] | None, key: str | None) -> None:
-        """Remove a blob written ahead for an object that was then refused."""
-        if written is None or key is None:
-            return
-        try:
-            written.result(STORE_TIMEOUT_S)
-            self._run(self._services.ingest.blobs.delete(key), STORE_TIMEOUT_S)
-        except Exception:
-            log.exception("removing the blob of a refused object failed")
 
     def _on_find(self, event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:
         session = self._session(event)
@@ -380,7 +381,7 @@ class Gateway:
             if event.is_cancelled:
                 yield CANCELLED, None
                 return
-            yield PENDING, to_dataset(doc)
+            yield PENDING, restrict(identifier, to_dataset(doc))
         yield SUCCESS, None
 
     def _matches(self, identifier: Dataset, session: Session) -> list[str]:

@@ -18,7 +18,8 @@ from server.config import Settings
 from server.dicom import setup as dicom_setup
 from server.dicom.index import IndexWriter
 from server.dicom.ingest import Ingest, Upload
-from server.hub import EventHub
+from server.dicom.relay import RelayWriter
+from server.hub import ALL_TOPICS, EventHub
 from server.store.blobs import BlobStore, GridFSBlobStore, LocalBlobStore
 from server.store.connect import open_store
 from server.store.database import Store, ensure_indexes
@@ -115,7 +116,10 @@ async def run_import(settings: Settings, root: Path, facility: str) -> int:
         return 2
     async with open_store(settings) as store:
         await ensure_indexes(store, dicom_setup.INDEXES)
-        ingest = Ingest(store, IndexWriter(store, blob_store(settings, store)), EventHub())
+        # The run's events reach a running server's rooms through the store (see relay.py).
+        hub = EventHub()
+        hub.subscribe(ALL_TOPICS, RelayWriter(store))
+        ingest = Ingest(store, IndexWriter(store, blob_store(settings, store)), hub)
         ingest.start()
         try:
             report = await import_files(

@@ -216,6 +216,11 @@ class _Pending:
     future: asyncio.Future[bool]
 
 
+# Counters of series already known are written at most this often while images keep arriving
+# (and at once when someone asks for ``settled``), not after every image.
+COUNT_DELAY_S = 0.5
+
+
 def _write_errors(exc: BulkWriteError) -> dict[int, dict[str, Any]]:
     return {int(e["index"]): e for e in exc.details.get("writeErrors", [])}
 
@@ -235,11 +240,15 @@ class IndexWriter:
         blobs: BlobStore,
         clock: Callable[[], float] = time.time,
         max_batch: int = 64,
+        count_delay: float = COUNT_DELAY_S,
     ) -> None:
         self._store = store
         self.blobs = blobs
         self._clock = clock
         self._max_batch = max_batch
+        self._count_delay = count_delay
+        self._counted_at = time.monotonic()
+        self._stopping = False
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._known_series: set[str] = set()
@@ -252,6 +261,8 @@ class IndexWriter:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="dicom-index")
 
     async def stop(self) -> None:
+        # Flag and cancel: PyMongo may turn a cancellation into an error the loop would survive.
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -267,6 +278,7 @@ class IndexWriter:
     async def settled(self) -> None:
         """Wait until every acknowledged object is counted in its series and study."""
         await self._settled.wait()
+        await self._flush_counts()
 
     async def submit(self, prepared: Prepared, facility: str, key: str | None = None) -> bool:
         """Index ``prepared``; ``key`` names a blob the caller already wrote durably."""
@@ -277,10 +289,19 @@ class IndexWriter:
         return await future
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             if self._queue.empty():
                 self._settled.set()
-            batch = [await self._queue.get()]
+            try:
+                first = (
+                    await asyncio.wait_for(self._queue.get(), self._count_delay)
+                    if self._deferred_series or self._deferred_studies
+                    else await self._queue.get()
+                )
+            except TimeoutError:
+                await self._flush_counts()
+                continue
+            batch = [first]
             self._settled.clear()
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
@@ -296,7 +317,8 @@ class IndexWriter:
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(exc)
-            await self._flush_counts()
+            if time.monotonic() - self._counted_at >= self._count_delay:
+                await self._flush_counts()
 
     async def _write(self, batch: list[_Pending]) -> None:
         now = self._clock()
@@ -363,8 +385,8 @@ class IndexWriter:
         """Create parents before success; only count into ones this process already made.
 
         An object of a series this process has indexed before is acknowledged as soon as it
-        is inserted; its series and study counters follow in the next write, before the writer
-        takes more work, and ``settled`` waits for them.
+        is inserted; its series and study counters follow within ``COUNT_DELAY_S`` (one write
+        for all the images of that interval), and ``settled`` writes them at once.
         """
         fresh = [d for d in docs if d.instance["series_uid"] not in self._known_series]
         if fresh:
@@ -385,21 +407,35 @@ class IndexWriter:
             study[1] += size
 
     async def _flush_counts(self) -> None:
+        """Write the deferred counters; the writer and ``settled`` may both call this."""
+        self._counted_at = time.monotonic()
         now = self._clock()
         for collection, deferred in (
             (SERIES, self._deferred_series),
             (STUDIES, self._deferred_studies),
         ):
-            for uid, (count, size) in list(deferred.items()):
-                try:
-                    await self._store[collection].update_one(
-                        {"_id": uid},
-                        {"$inc": {"instances": count, "bytes": size}, "$set": {"updated_at": now}},
-                    )
-                except PyMongoError:
-                    log.exception("counting into %s %s failed; will retry", collection, uid)
-                    continue
-                deferred.pop(uid, None)
+            taken = dict(deferred)
+            deferred.clear()
+            try:
+                for uid, (count, size) in list(taken.items()):
+                    try:
+                        await self._store[collection].update_one(
+                            {"_id": uid},
+                            {
+                                "$inc": {"instances": count, "bytes": size},
+                                "$set": {"updated_at": now},
+                            },
+                        )
+                    except PyMongoError:
+                        log.exception("counting into %s %s failed; will retry", collection, uid)
+                        continue
+                    del taken[uid]
+            finally:
+                # Whatever was not written (an error, a cancellation) is counted again later.
+                for uid, (count, size) in taken.items():
+                    again = deferred.setdefault(uid, [0, 0])
+                    again[0] += count
+                    again[1] += size
 
     @staticmethod
     def _errors(result: object) -> dict[int, dict[str, Any]] | None:

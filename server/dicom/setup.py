@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from server.appkeys import BLOBS, HUB, SETTINGS, STORE
-from server.dicom import index, ingest, peers, worklist
+from server.dicom import index, ingest, peers, relay, worklist
 from server.dicom.archive import ARCHIVE, Archive
 from server.dicom.dicomweb import routes as dicomweb_routes
 from server.dicom.gateway import GIL_SWITCH_INTERVAL_S, Gateway, GatewayServices
@@ -30,6 +30,7 @@ from server.dicom.keys import (
 from server.dicom.mpps import Mpps
 from server.dicom.peers import Peers
 from server.dicom.qido_cache import QidoCache
+from server.dicom.relay import RelayTail
 from server.dicom.routes import routes as admin_routes
 from server.dicom.worker import config_line
 from server.dicom.workers import Workers
@@ -37,7 +38,7 @@ from server.dicom.worklist import Worklist
 
 log = logging.getLogger(__name__)
 
-INDEXES = [*index.INDEXES, *ingest.INDEXES, *peers.INDEXES, *worklist.INDEXES]
+INDEXES = [*index.INDEXES, *ingest.INDEXES, *peers.INDEXES, *relay.INDEXES, *worklist.INDEXES]
 
 
 def setup_dicom(app: web.Application) -> None:
@@ -60,6 +61,8 @@ def setup_dicom(app: web.Application) -> None:
         app[MPPS] = mpps
         service.start()
         stability.start()
+        relayed = RelayTail(store, app[HUB])
+        relayed.start()
         workers = Workers(app[HUB])
         gateway: Gateway | None = None
         switch_interval = sys.getswitchinterval()
@@ -90,6 +93,7 @@ def setup_dicom(app: web.Application) -> None:
             except BaseException:
                 await workers.stop()
                 await asyncio.to_thread(gateway.stop)
+                await relayed.stop()
                 sys.setswitchinterval(switch_interval)
                 raise
         try:
@@ -98,6 +102,7 @@ def setup_dicom(app: web.Application) -> None:
             if gateway is not None:
                 await asyncio.to_thread(gateway.stop)
             await workers.stop()
+            await relayed.stop()
             await service.stop()
             await stability.stop()
             sys.setswitchinterval(switch_interval)

@@ -143,6 +143,34 @@ def to_dataset(doc: Document) -> Dataset:
     return ds
 
 
+def restrict(identifier: Dataset, full: Dataset) -> Dataset:
+    """The answer to a worklist query: only the requested keys (PS3.4 C.2.2.1 / K.6).
+
+    A requested key the step lacks comes back empty; a requested sequence with an item answers
+    that item's keys, one without items (universal sequence matching) the whole sequence.
+    Specific Character Set always comes along, since the names may need it.
+    """
+    response = Dataset()
+    if "SpecificCharacterSet" in full:
+        response.SpecificCharacterSet = full.SpecificCharacterSet
+    for element in identifier:
+        if element.keyword == "SpecificCharacterSet":
+            continue
+        if element.tag not in full:
+            response.add_new(element.tag, element.VR, [] if element.VR == "SQ" else None)
+            continue
+        found = full[element.tag]
+        if element.VR == "SQ" and found.VR == "SQ" and element.value:
+            response.add_new(
+                element.tag,
+                "SQ",
+                Sequence([restrict(element.value[0], item) for item in found.value]),
+            )
+        else:
+            response.add(found)
+    return response
+
+
 class Worklist:
     def __init__(self, store: Store) -> None:
         self._collection = store[COLLECTION]

@@ -129,3 +129,57 @@ async def test_getscu_and_movescu(archive: Archive, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     received = sorted(str(dcmread(p).SOPInstanceUID) for p in moved.iterdir())
     assert received == sorted(str(dcmread(p).SOPInstanceUID) for p in paths)
+
+
+async def test_findscu_worklist_returns_only_requested_keys(
+    archive: Archive, tmp_path: Path
+) -> None:
+    findscu = require_program("findscu")
+    token = await archive.admin_token()
+    body = {
+        "patient": {"name": "Roe^Rick", "id": "P777", "birth_date": "19600101", "sex": "M"},
+        "accession_number": "ACC777",
+        "requested_procedure_description": "MR KNEE",
+        "step": {"modality": "MR", "start_date": "20240301", "description": "KNEE"},
+    }
+    response = await archive.client.post(
+        "/api/dicom/scheduled-procedures",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status == 201, await response.text()
+    out = tmp_path / "rsp"
+    out.mkdir()
+    result = await _run(
+        findscu,
+        "-W",
+        "-X",
+        "-od",
+        str(out),
+        "-aec",
+        "NOCTIS",
+        "-k",
+        "PatientName=roe*",
+        "-k",
+        "PatientID",
+        "-k",
+        "ScheduledProcedureStepSequence[0].Modality=MR",
+        "-k",
+        "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate",
+        "127.0.0.1",
+        str(archive.port),
+    )
+    assert result.returncode == 0, result.stderr
+    answers = [dcmread(path) for path in sorted(out.iterdir())]
+    assert len(answers) == 1
+    answer = answers[0]
+    assert [e.keyword for e in answer] == [
+        "SpecificCharacterSet",
+        "PatientName",
+        "PatientID",
+        "ScheduledProcedureStepSequence",
+    ]
+    assert str(answer.PatientID) == "P777"
+    item = answer.ScheduledProcedureStepSequence[0]
+    assert [e.keyword for e in item] == ["Modality", "ScheduledProcedureStepStartDate"]
+    assert str(item.ScheduledProcedureStepStartDate) == "20240301"

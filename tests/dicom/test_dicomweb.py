@@ -208,3 +208,98 @@ async def test_retrieve_refuses_media_types_it_cannot_serve(archive: Archive) ->
     )
     assert response.status == 406
     assert (await response.json())["error"]["code"] == "not_acceptable"
+
+
+def _parts(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
+    boundary = content_type.split("boundary=")[1].split(";")[0].strip()
+    parts = []
+    for chunk in body.split(f"--{boundary}".encode())[1:-1]:
+        head, _, payload = chunk.partition(b"\r\n\r\n")
+        parts.append((head.decode(), payload[: -len(b"\r\n")]))
+    return parts
+
+
+async def test_retrieve_transcodes_to_explicit_little_endian_or_refuses(archive: Archive) -> None:
+    import io
+
+    import numpy as np
+    import pydicom
+
+    token = await archive.token_for("tech", Role.TECHNICIAN)
+    raw = sample("SC_rgb_rle_2frame.dcm")
+    stored = pydicom.dcmread(io.BytesIO(raw))
+    response = await archive.client.post(
+        "/dicom-web/studies",
+        data=_multipart([raw]),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": 'multipart/related; type="application/dicom"; boundary=b0undary',
+        },
+    )
+    assert response.status == 200, await response.text()
+    path = (
+        f"/dicom-web/studies/{stored.StudyInstanceUID}/series/{stored.SeriesInstanceUID}"
+        f"/instances/{stored.SOPInstanceUID}"
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+
+    response = await archive.client.get(
+        path,
+        headers={
+            **auth,
+            "Accept": 'multipart/related; type="application/dicom"; '
+            "transfer-syntax=1.2.840.10008.1.2.1",
+        },
+    )
+    assert response.status == 200, await response.text()
+    [(head, payload)] = _parts(await response.read(), response.headers["Content-Type"])
+    assert "transfer-syntax=1.2.840.10008.1.2.1" in head
+    sent = pydicom.dcmread(io.BytesIO(payload))
+    assert sent.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert sent.SOPInstanceUID == stored.SOPInstanceUID
+    assert np.array_equal(sent.pixel_array, stored.pixel_array)
+
+    response = await archive.client.get(
+        path,
+        headers={
+            **auth,
+            "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*',
+        },
+    )
+    [(head, payload)] = _parts(await response.read(), response.headers["Content-Type"])
+    assert payload == raw
+    assert f"transfer-syntax={stored.file_meta.TransferSyntaxUID}" in head
+
+    response = await archive.client.get(
+        path,
+        headers={
+            **auth,
+            "Accept": 'multipart/related; type="application/dicom"; '
+            "transfer-syntax=1.2.840.10008.1.2.4.50",
+        },
+    )
+    assert response.status == 406
+    error = (await response.json())["error"]
+    assert error["code"] == "not_acceptable"
+    assert "1.2.840.10008.1.2.5" in error["message"]
+    assert "Explicit VR Little Endian" in error["message"]
+
+
+def test_accept_header_parsing() -> None:
+    from server.dicom.transcode import ANY, choose, parse_accept
+
+    anything = parse_accept("")
+    assert anything is not None
+    assert ANY in anything.syntaxes
+    both = parse_accept(
+        'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50, '
+        'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1; q=0.5'
+    )
+    assert both is not None
+    assert both.syntaxes == {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.1"}
+    assert choose("1.2.840.10008.1.2.4.50", both) == "1.2.840.10008.1.2.4.50"
+    assert choose("1.2.840.10008.1.2.5", both) == "1.2.840.10008.1.2.1"
+    assert choose("1.2.840.10008.1.2.2", both) is None
+    assert parse_accept("image/png") is None
+    assert parse_accept('multipart/related; type="image/jpeg"') is None
+    assert parse_accept("application/dicom; q=0") is None

@@ -374,6 +374,36 @@ async def test_worklist_and_mpps(archive: Archive) -> None:
     assert status == 0
     assert [str(ds.AccessionNumber) for ds in found] == ["ACC900"]
     assert str(found[0].StudyInstanceUID) == step["study_instance_uid"]
+    # Only the requested keys (plus the character set) come back, in and out of the sequence.
+    assert [e.keyword for e in found[0]] == [
+        "SpecificCharacterSet",
+        "AccessionNumber",
+        "PatientName",
+        "StudyInstanceUID",
+        "ScheduledProcedureStepSequence",
+    ]
+    returned_item = found[0].ScheduledProcedureStepSequence[0]
+    assert [e.keyword for e in returned_item] == [
+        "Modality",
+        "ScheduledStationAETitle",
+        "ScheduledProcedureStepStartDate",
+    ]
+    assert str(returned_item.ScheduledStationAETitle) == "CT1"
+    unknown_key = Dataset()
+    unknown_key.AccessionNumber = "ACC900"
+    unknown_key.AdmissionID = ""
+    unknown_key.ScheduledProcedureStepSequence = []
+    status, found = await in_thread(find, archive.port, MWL_FIND, unknown_key)
+    assert status == 0
+    assert [e.keyword for e in found[0]] == [
+        "SpecificCharacterSet",
+        "AccessionNumber",
+        "AdmissionID",
+        "ScheduledProcedureStepSequence",
+    ]
+    assert found[0].AdmissionID in ("", None)
+    whole = found[0].ScheduledProcedureStepSequence[0]
+    assert str(whole.ScheduledProcedureStepDescription) == "HEAD W/O"
 
     mpps_uid = generate_uid()
 

@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from server.appkeys import STORE
+from server.appkeys import SETTINGS, STORE
 from server.auth.roles import Role
 from server.config import Settings
 from server.dicom.archive import Archive as ArchiveReader
 from server.dicom.index import INSTANCES, STUDIES
+from server.dicom.relay import RELAYED
 from server.store.blobs import LocalBlobStore
 from server.store.database import Store
 from shared.protocol import catalog
@@ -182,3 +183,65 @@ async def test_uploads_room_and_recent_uploads(archive_factory: Any) -> None:
     study = await archive.app[STORE][STUDIES].find_one({"_id": series.study_uid})
     assert study is not None
     assert study["instances"] == 2
+
+
+async def test_import_while_serving_reaches_the_uploads_room(
+    archive: Archive, tmp_path: Path
+) -> None:
+    settings = archive.app[SETTINGS]
+    tech = await archive.token_for("tech", Role.TECHNICIAN)
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    series = ct_series(3)
+    for index, raw in enumerate(series.files()):
+        (folder / f"{index}.dcm").write_bytes(raw)
+    (folder / "notes.txt").write_text("not an image")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("NOCTIS_")},
+        "NOCTIS_MONGO_URL": settings.mongo_url or "",
+        "NOCTIS_MONGO_DB": settings.mongo_db,
+        "NOCTIS_DATA_DIR": str(settings.data_dir),
+    }
+    seen: list[dict[str, Any]] = []
+    closed = asyncio.Event()
+
+    def on_event(event: dict[str, Any]) -> None:
+        seen.append(event)
+        if event["topic"] == "dicom.association.closed":
+            closed.set()
+
+    async with socket_client(archive.client, tech) as watcher:
+        watcher.on("uploads.event", on_event)
+        assert await watcher.call("uploads.join", {}) == {"ok": True, "facility": "main"}
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-c",
+                "import sys; from server.cli import main; sys.exit(main())",
+                "import",
+                str(folder),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 1, result.stderr
+        await asyncio.wait_for(closed.wait(), 10)
+    topics = [e["topic"] for e in seen]
+    assert topics[0] == "dicom.association.opened"
+    assert seen[0]["data"]["kind"] == "import"
+    assert topics.count("dicom.instance.stored") == 3
+    assert topics.count("dicom.instance.failed") == 1
+    assert topics[-1] == "dicom.association.closed"
+    assert seen[-1]["data"]["stored"] == 3
+    for event in seen:
+        catalog().validate_outbound("uploads.event", event)
+    # Published once on the server's hub, and the relay collection is emptied.
+    assert [e.topic for e in archive.events if e.data.get("kind") == "import"] == [
+        "dicom.association.opened"
+    ]
+    assert await archive.app[STORE][RELAYED].count_documents({}) == 0
