@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 ARCHIVE_STUDIES = "dicom_studies"
 NOT_IMAGES = frozenset({"SR", "PR", "KO", "SEG", "REG", "RWV", "DOC"})
 MPPS_STATES = ("IN PROGRESS", "COMPLETED", "DISCONTINUED")
+_SETTLED_ROWS_KEPT = 4096
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _ACCESSION = re.compile(r"^[^\\\x00-\x1f]{1,16}$")
 
@@ -62,9 +64,17 @@ def _text(q: Mapping[str, Any], key: str, limit: int = 64) -> str | None:
 
 
 class Intake:
+    """Keeps the worklist in step with what the gateway stores.
+
+    Images arrive by the hundred per study, so the row of a study already past ``scheduled`` is
+    remembered (bounded, by study UID): each further image then costs one ``$inc`` instead of a
+    lookup and a write, which matters to ingest throughput on the shared cores.
+    """
+
     def __init__(self, store: Store, studies: Studies) -> None:
         self._archive = store[ARCHIVE_STUDIES]
         self._studies = studies
+        self._settled_rows: OrderedDict[str, str] = OrderedDict()
 
     def subscribe(self, hub: EventHub) -> list[Unsubscribe]:
         return [
@@ -153,10 +163,24 @@ class Intake:
             # Reports, presentation states and AI results are not images to read: they neither
             # count nor open a worklist row of their own.
             return
+        row_id = self._settled_rows.get(uid)
+        if row_id is not None:
+            counted = await self._studies.collection.update_one(
+                {"_id": row_id}, {"$inc": {"images": 1}}
+            )
+            if counted.matched_count == 1:
+                self._settled_rows.move_to_end(uid)
+                return
+            del self._settled_rows[uid]
         doc = await self._row_for(uid, event.facility or DEFAULT_FACILITY)
         await self._studies.collection.update_one({"_id": doc["_id"]}, {"$inc": {"images": 1}})
         if doc["status"] == Status.SCHEDULED.value:
-            await self._advance(doc, Status.ARRIVED, "images arrived")
+            doc = await self._advance(doc, Status.ARRIVED, "images arrived")
+        if doc["status"] != Status.SCHEDULED.value:
+            # A study never goes back to scheduled, so later images only need counting.
+            self._settled_rows[uid] = doc["_id"]
+            if len(self._settled_rows) > _SETTLED_ROWS_KEPT:
+                self._settled_rows.popitem(last=False)
 
     async def study_stable(self, event: DomainEvent) -> None:
         uid = check_uid(event.data.get("study_instance_uid"))
