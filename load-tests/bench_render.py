@@ -31,6 +31,7 @@ import aiohttp  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from server.eventloop import new_event_loop  # noqa: E402
 from server.render.decode import decode_bytes, decode_known  # noqa: E402
 from server.render.encode import Encoding, encode  # noqa: E402
 from server.render.voi_lut import Window, render_grey  # noqa: E402
@@ -277,7 +278,9 @@ def serve(directory: Path, port: int, decoded_mb: int, loader: str) -> None:
         import logging
 
         logging.disable(logging.INFO)
-        asyncio.run(main())
+        loop = new_event_loop() if os.environ.get("BENCH_STDLIB_LOOP") != "1" else None
+        with asyncio.Runner(loop_factory=(lambda: loop) if loop else None) as runner:
+            runner.run(main())
 
 
 def stow(base: str, token: str, directory: Path) -> None:

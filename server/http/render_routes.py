@@ -18,6 +18,7 @@ from server.auth.guard import AUTH_SERVICE, client_address, require
 from server.auth.roles import Permission
 from server.auth.service import Principal
 from server.http.errors import ApiError
+from server.render.cache import ByteLru
 from server.render.errors import (
     FRAME_OUT_OF_RANGE,
     INVALID_TILE,
@@ -91,6 +92,7 @@ def setup_render_routes(
         app[RENDER_SERVICE] = service
         app[_ACCESS] = _AccessAudit()
         app[_SCOPE] = _FacilityScope(archive)
+        app[_PARSED] = ByteLru[str, RenderRequest](PARSED_BYTES)
         yield
         await service.close()
 
@@ -106,12 +108,16 @@ class _AccessAudit:
         self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._limit = limit
 
+    def recent(self, principal: Principal, study: str) -> bool:
+        """Whether this access was audited within the period (nothing to write now)."""
+        last = self._seen.get((principal.user_id, study))
+        return last is not None and time.monotonic() - last < AUDIT_EVERY_S
+
     async def record(self, request: web.Request, principal: Principal, study: str) -> None:
+        if self.recent(principal, study):
+            return
         key = (principal.user_id, study)
         now = time.monotonic()
-        last = self._seen.get(key)
-        if last is not None and now - last < AUDIT_EVERY_S:
-            return
         self._seen[key] = now
         self._seen.move_to_end(key)
         while len(self._seen) > self._limit:
@@ -142,14 +148,19 @@ class _FacilityScope:
         self._seen: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self._limit = limit
 
-    async def check(self, principal: Principal, *, instance: str = "", series: str = "") -> None:
+    def known(self, principal: Principal, *, instance: str = "", series: str = "") -> bool:
+        """Whether the answer is yes without asking the archive (cross-facility role, or a
+        positive answer remembered within the minute)."""
         if principal.can(Permission.CROSS_FACILITY):
+            return True
+        seen = self._seen.get((principal.facility, instance, series))
+        return seen is not None and time.monotonic() - seen < SCOPE_TTL_S
+
+    async def check(self, principal: Principal, *, instance: str = "", series: str = "") -> None:
+        if self.known(principal, instance=instance, series=series):
             return
         key = (principal.facility, instance, series)
         now = time.monotonic()
-        seen = self._seen.get(key)
-        if seen is not None and now - seen < SCOPE_TTL_S:
-            return
         try:
             if instance:
                 await self._archive.instance(instance, principal.facility)
@@ -165,6 +176,9 @@ class _FacilityScope:
 
 
 _SCOPE = web.AppKey("render_facility_scope", _FacilityScope)
+_PARSED = web.AppKey("render_parsed_requests", ByteLru[str, RenderRequest])
+PARSED_BYTES = 4 << 20
+PARSED_ENTRY_BYTES = 1024
 
 
 async def _viewer(
@@ -200,12 +214,33 @@ def _api_error(exc: RenderError) -> ApiError:
 
 
 def _image(request: web.Request, frame: RenderedFrame) -> web.StreamResponse:
-    headers = {"ETag": frame.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
-    if frame.window is not None:
-        headers["X-Render-Window"] = f"{frame.window.center:g},{frame.window.width:g}"
+    headers = _frame_headers(frame)
     if frame.etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
-    return web.Response(body=frame.data, content_type=frame.media_type, headers=headers)
+    return web.Response(body=frame.data, headers=headers)
+
+
+_HEADERS: dict[str, dict[str, str]] = {}
+HEADERS_KEPT = 4096
+
+
+def _frame_headers(frame: RenderedFrame) -> dict[str, str]:
+    """A frame's response headers, built once per ETag (the ETag names the bytes, so the
+    headers never change); aiohttp copies them into each response."""
+    headers = _HEADERS.get(frame.etag)
+    if headers is None:
+        headers = {
+            "Content-Type": frame.media_type,
+            "ETag": frame.etag,
+            "Cache-Control": CACHE_CONTROL,
+            "Vary": "Authorization",
+        }
+        if frame.window is not None:
+            headers["X-Render-Window"] = f"{frame.window.center:g},{frame.window.width:g}"
+        if len(_HEADERS) >= HEADERS_KEPT:
+            _HEADERS.pop(next(iter(_HEADERS)))
+        _HEADERS[frame.etag] = headers
+    return headers
 
 
 async def _info(service: RenderService, sop_instance_uid: str) -> ImageInfo:
@@ -216,6 +251,26 @@ async def _info(service: RenderService, sop_instance_uid: str) -> ImageInfo:
 async def frame_image(request: web.Request) -> web.StreamResponse:
     principal, service = await _viewer(request)
     try:
+        render = _frame_request(request)
+        warm = _warm(request, principal, service, render)
+        if warm is not None:
+            return warm
+        result = await _render_checked(request, principal, render)
+        info = await _info(service, render.sop_instance_uid)
+        await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
+        return _image(request, result)
+    except RenderError as exc:
+        raise _api_error(exc) from None
+
+
+def _frame_request(request: web.Request) -> RenderRequest:
+    """The parsed request, remembered by its raw target: a scrolled or shared frame is asked
+    for by the same URL again and again, and parsing it is a tenth of a cached answer's cost.
+    Only valid requests are remembered; a bad one is parsed (and refused) every time."""
+    parsed = request.app[_PARSED]
+    target = request.raw_path
+    render = parsed.get(target)
+    if render is None:
         query = request.query
         render = RenderRequest(
             sop_instance_uid=request.match_info["sop"],
@@ -226,12 +281,26 @@ async def frame_image(request: web.Request) -> web.StreamResponse:
             quality=parse_quality(query.get("quality")),
             jpeg_quality=parse_jpeg_quality(query.get("jpeg")),
         )
-        result = await _render_checked(request, principal, render)
-        info = await _info(service, render.sop_instance_uid)
-        await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
-        return _image(request, result)
-    except RenderError as exc:
-        raise _api_error(exc) from None
+        parsed.put(target, render, PARSED_ENTRY_BYTES + 2 * len(target))
+    return render
+
+
+def _warm(
+    request: web.Request, principal: Principal, service: RenderService, render: RenderRequest
+) -> web.StreamResponse | None:
+    """The cached answer when everything it depends on is already known in memory: facility
+    scope, the rendered bytes, the header facts and a recent audit entry. Anything missing
+    returns None and the full path runs, with the same checks in the same order of authority."""
+    sop = render.sop_instance_uid
+    if not request.app[_SCOPE].known(principal, instance=sop):
+        return None
+    frame = service.cached(render)
+    info = service.known_info(sop)
+    if frame is None or info is None:
+        return None
+    if not request.app[_ACCESS].recent(principal, info.study_instance_uid):
+        return None
+    return _image(request, frame)
 
 
 @routes.get("/api/render/instances/{sop}/frames/{frame}/tiles/{level}/{x}/{y}")

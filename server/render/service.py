@@ -118,6 +118,14 @@ class RenderService:
             return cached
         return await self._render_flight.run(request, lambda: self._render_frame(request))
 
+    def cached(self, request: RenderRequest) -> RenderedFrame | None:
+        """The rendered frame if it is in the encoded cache, without scheduling anything."""
+        return self.encoded.get(request)
+
+    def known_info(self, sop_instance_uid: str) -> ImageInfo | None:
+        """The instance's header facts if already read, without reading anything."""
+        return self.infos.get(sop_instance_uid)
+
     async def render_for_viewer(
         self,
         viewer_id: str,

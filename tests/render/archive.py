@@ -16,6 +16,7 @@ class MemoryArchive:
         self.files: dict[str, bytes] = {}
         self.series: dict[str, list[str]] = {}
         self.reads: Counter[str] = Counter()
+        self.lookups: Counter[str] = Counter()
         self.gates: dict[str, asyncio.Event] = {}
         self.asked: dict[str, asyncio.Event] = {}
         for ds in datasets:
@@ -41,6 +42,7 @@ class MemoryArchive:
         return self.files[sop_instance_uid]
 
     async def instance(self, sop_instance_uid: str, facility: str | None = None) -> object:
+        self.lookups[sop_instance_uid] += 1
         await asyncio.sleep(0)
         if facility not in (None, self.facilities[sop_instance_uid]):
             raise KeyError(sop_instance_uid)

@@ -62,6 +62,32 @@ async def test_frame_endpoint_serves_cacheable_uncompressed_jpeg(
     assert again.status == 304
 
 
+async def test_a_warm_frame_is_answered_from_memory_without_the_archive(
+    rendering: tuple[Noctis, MemoryArchive, dict[str, str]],
+) -> None:
+    noctis, archive, auth = rendering
+    _, _, sop = first(archive)
+    url = f"/api/render/instances/{sop}/frames/1?window=40,400&jpeg=85"
+    cold = await noctis.client.get(url, headers=auth)
+    assert cold.status == 200
+    body, etag = await cold.read(), cold.headers["ETag"]
+    reads, lookups = archive.reads[sop], archive.lookups[sop]
+    assert (reads, lookups) == (1, 1)
+    for _ in range(3):
+        warm = await noctis.client.get(url, headers=auth)
+        assert warm.status == 200
+        assert (await warm.read(), warm.headers["ETag"]) == (body, etag)
+        assert warm.headers["X-Render-Window"] == "40,400"
+        assert warm.headers["Content-Type"] == "image/jpeg"
+        assert warm.headers["X-Content-Type-Options"] == "nosniff"
+    assert (archive.reads[sop], archive.lookups[sop]) == (reads, lookups)
+    other = await noctis.client.get(url.replace("40,400", "50,400"), headers=auth)
+    assert other.headers["ETag"] != etag
+    bad = await noctis.client.get(url.replace("40,400", "40,-1"), headers=auth)
+    assert bad.status == 400
+    assert (await noctis.client.get(url.replace("40,400", "40,-1"), headers=auth)).status == 400
+
+
 async def test_frame_endpoint_requires_a_token(
     rendering: tuple[Noctis, MemoryArchive, dict[str, str]],
 ) -> None:
