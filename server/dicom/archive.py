@@ -111,6 +111,16 @@ class Archive:
             raise KeyError(series_instance_uid)
         return [doc["_id"] for doc in docs]
 
+    async def study_instance_uids(
+        self, study_instance_uid: str, facility: str | None = None
+    ) -> list[str]:
+        """SOP Instance UIDs of a study, series by series; KeyError if unknown."""
+        docs = await self.instances_of(study_instance_uid=study_instance_uid, facility=facility)
+        if not docs:
+            raise KeyError(study_instance_uid)
+        docs.sort(key=lambda doc: str(doc.get("series_uid", "")))
+        return [doc["_id"] for doc in docs]
+
     async def instances_of(
         self,
         *,

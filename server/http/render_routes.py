@@ -7,9 +7,11 @@ content.
 """
 
 import asyncio
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Protocol
 
 from aiohttp import web
@@ -19,12 +21,12 @@ from server.auth.roles import Permission
 from server.auth.service import Principal
 from server.http.errors import ApiError
 from server.render.cache import ByteLru
+from server.render.encode import ImageFormat
 from server.render.errors import (
-    FRAME_OUT_OF_RANGE,
     INVALID_TILE,
     INVALID_VIEWPORT,
-    NOT_ACCEPTABLE,
     NOT_FOUND,
+    TOO_LARGE,
     RenderError,
 )
 from server.render.header import ImageInfo
@@ -38,8 +40,11 @@ from server.render.models import (
 )
 from server.render.mpr import Plane, SlabMode
 from server.render.params import (
+    negotiate_rendered,
     parse_dicomweb_viewport,
+    parse_format,
     parse_frame,
+    parse_frame_list,
     parse_jpeg_quality,
     parse_quality,
     parse_viewport,
@@ -68,6 +73,10 @@ class RenderArchive(InstanceLoader, Protocol):
 
     async def series_instance_uids(
         self, series_instance_uid: str, facility: str | None = None
+    ) -> list[str]: ...
+
+    async def study_instance_uids(
+        self, study_instance_uid: str, facility: str | None = None
     ) -> list[str]: ...
 
 
@@ -173,6 +182,19 @@ class _FacilityScope:
         self._seen.move_to_end(key)
         while len(self._seen) > self._limit:
             self._seen.popitem(last=False)
+
+    async def members(
+        self, principal: Principal, *, series: str = "", study: str = ""
+    ) -> list[str]:
+        """The instances of a series or study that the reader's facility may see, in order."""
+        facility = None if principal.can(Permission.CROSS_FACILITY) else principal.facility
+        try:
+            if series:
+                return await self._archive.series_instance_uids(series, facility)
+            return await self._archive.study_instance_uids(study, facility)
+        except KeyError:
+            what = f"series {series}" if series else f"study {study}"
+            raise ApiError(NOT_FOUND, f"no {what}") from None
 
 
 _SCOPE = web.AppKey("render_facility_scope", _FacilityScope)
@@ -280,6 +302,7 @@ def _frame_request(request: web.Request) -> RenderRequest:
             viewport=parse_viewport(query),
             quality=parse_quality(query.get("quality")),
             jpeg_quality=parse_jpeg_quality(query.get("jpeg")),
+            image_format=parse_format(query.get("format")),
         )
         parsed.put(target, render, PARSED_ENTRY_BYTES + 2 * len(target))
     return render
@@ -402,84 +425,184 @@ async def instance_info(request: web.Request) -> web.Response:
     )
 
 
-# -- DICOMweb (PS3.18 10.4 rendered resources) ----------------------------------------------
+# -- DICOMweb (PS3.18 rendered resources) -------------------------------------------------------
 
-DICOMWEB_INSTANCE = "/dicom-web/studies/{study}/series/{series}/instances/{sop}"
+DICOMWEB_STUDY = "/dicom-web/studies/{study}"
+DICOMWEB_SERIES = DICOMWEB_STUDY + "/series/{series}"
+DICOMWEB_INSTANCE = DICOMWEB_SERIES + "/instances/{sop}"
+MAX_RENDERED_FRAMES = 512
+
+
+@routes.get(DICOMWEB_STUDY + "/rendered")
+async def dicomweb_study_rendered(request: web.Request) -> web.StreamResponse:
+    """Every frame of every instance of the study, as multipart/related."""
+    principal, _ = await _viewer(request)
+    members = await request.app[_SCOPE].members(principal, study=request.match_info["study"])
+    return await _rendered(request, principal, members, several=True)
+
+
+@routes.get(DICOMWEB_SERIES + "/rendered")
+async def dicomweb_series_rendered(request: web.Request) -> web.StreamResponse:
+    """Every frame of every instance of the series, as multipart/related."""
+    principal, _ = await _viewer(request)
+    members = await request.app[_SCOPE].members(principal, series=request.match_info["series"])
+    return await _rendered(request, principal, members, several=True)
 
 
 @routes.get(DICOMWEB_INSTANCE + "/rendered")
 async def dicomweb_instance_rendered(request: web.Request) -> web.StreamResponse:
-    """Multi-frame instances render their first frame (no multipart or video here)."""
-    return await _dicomweb(request, frame="1", default_viewport=Viewport())
+    """A single-frame instance is one image; a multi-frame one is multipart/related, or its
+    first frame for a client that accepts only single images."""
+    principal, _ = await _viewer(request, instance=request.match_info["sop"])
+    return await _rendered(request, principal, [request.match_info["sop"]], several=False)
 
 
 @routes.get(DICOMWEB_INSTANCE + "/frames/{frames}/rendered")
 async def dicomweb_frame_rendered(request: web.Request) -> web.StreamResponse:
-    return await _dicomweb(request, frame=request.match_info["frames"], default_viewport=Viewport())
+    """One frame is one image; a list of frames is multipart/related, in the order asked."""
+    principal, _ = await _viewer(request, instance=request.match_info["sop"])
+    try:
+        frames = parse_frame_list(request.match_info["frames"], MAX_RENDERED_FRAMES)
+    except RenderError as exc:
+        raise _api_error(exc) from None
+    sop = request.match_info["sop"]
+    return await _rendered(request, principal, [sop], several=len(frames) > 1, frames=frames)
 
 
 @routes.get(DICOMWEB_INSTANCE + "/thumbnail")
 async def dicomweb_instance_thumbnail(request: web.Request) -> web.StreamResponse:
-    return await _dicomweb(request, frame="1", default_viewport=THUMBNAIL)
+    principal, _ = await _viewer(request, instance=request.match_info["sop"])
+    return await _thumbnail(request, principal, request.match_info["sop"], 0)
 
 
 @routes.get(DICOMWEB_INSTANCE + "/frames/{frames}/thumbnail")
 async def dicomweb_frame_thumbnail(request: web.Request) -> web.StreamResponse:
-    return await _dicomweb(request, frame=request.match_info["frames"], default_viewport=THUMBNAIL)
+    """A thumbnail is one image: the first frame of the list."""
+    principal, _ = await _viewer(request, instance=request.match_info["sop"])
+    try:
+        frames = parse_frame_list(request.match_info["frames"], MAX_RENDERED_FRAMES)
+    except RenderError as exc:
+        raise _api_error(exc) from None
+    return await _thumbnail(request, principal, request.match_info["sop"], frames[0])
 
 
-@routes.get("/dicom-web/studies/{study}/series/{series}/thumbnail")
+@routes.get(DICOMWEB_SERIES + "/thumbnail")
 async def dicomweb_series_thumbnail(request: web.Request) -> web.StreamResponse:
     """The series' middle instance, as readers recognise a series by its middle slice."""
-    _, service = await _viewer(request, series=request.match_info["series"])
-    try:
-        members = await service.series_instance_uids(request.match_info["series"])
-    except RenderError as exc:
-        raise _api_error(exc) from None
-    if not members:
-        raise ApiError(NOT_FOUND, "the series has no instances")
-    middle = members[len(members) // 2]
-    return await _dicomweb(request, frame="1", default_viewport=THUMBNAIL, sop=middle)
+    principal, _ = await _viewer(request)
+    members = await request.app[_SCOPE].members(principal, series=request.match_info["series"])
+    return await _thumbnail(request, principal, members[len(members) // 2], 0)
 
 
-async def _dicomweb(
-    request: web.Request, *, frame: str, default_viewport: Viewport, sop: str | None = None
+async def _thumbnail(
+    request: web.Request, principal: Principal, sop: str, frame: int
 ) -> web.StreamResponse:
-    sop = sop or request.match_info["sop"]
-    principal, service = await _viewer(request)
     try:
-        if "," in frame:
-            raise RenderError(
-                FRAME_OUT_OF_RANGE, "one frame per request; multi-frame responses unsupported"
-            )
-        lossless = _accepts_png_only(request.headers.get("Accept", ""))
-        query = request.query
-        render = RenderRequest(
-            sop_instance_uid=sop,
-            frame=parse_frame(frame),
-            window=parse_window(query.get("window")),
-            viewport=parse_dicomweb_viewport(query.get("viewport"), default_viewport),
-            quality=Quality.LOSSLESS if lossless else Quality.FINAL,
-            jpeg_quality=None if lossless else parse_jpeg_quality(query.get("quality")),
+        image_format, _ = negotiate_rendered(request.headers.get("Accept", ""), several=False)
+        template = _template(request, image_format, THUMBNAIL)
+        info = await _placed(request, sop)
+        rendered = await request.app[RENDER_SERVICE].render(
+            replace(template, sop_instance_uid=sop, frame=frame)
         )
-        result = await _render_checked(request, principal, render)
-        info = await _info(service, render.sop_instance_uid)
-        if (info.study_instance_uid, info.series_instance_uid) != (
-            request.match_info["study"],
-            request.match_info["series"],
-        ):
-            raise RenderError(NOT_FOUND, "the instance is not in that study and series")
         await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
-        return _image(request, result)
+        return _image(request, rendered)
     except RenderError as exc:
         raise _api_error(exc) from None
 
 
-def _accepts_png_only(accept: str) -> bool:
-    """PS3.18 content negotiation between the two media types we produce; JPEG is default."""
-    types = [part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()]
-    if not types or any(t in ("image/jpeg", "image/*", "*/*") for t in types):
-        return False
-    if "image/png" in types:
-        return True
-    raise RenderError(NOT_ACCEPTABLE, "rendered resources are available as image/jpeg or image/png")
+async def _rendered(
+    request: web.Request,
+    principal: Principal,
+    sops: list[str],
+    *,
+    several: bool,
+    frames: list[int] | None = None,
+) -> web.StreamResponse:
+    """Render `frames` of the one instance in `sops`, or every frame of each instance, and
+    answer one image or a multipart/related message as negotiated."""
+    service = request.app[RENDER_SERVICE]
+    accept = request.headers.get("Accept", "")
+    try:
+        infos = [await _placed(request, sop) for sop in sops]
+        if frames is None:
+            targets = [(info.sop_instance_uid, f) for info in infos for f in range(info.frames)]
+            several = several or len(targets) > 1
+        else:
+            targets = [(sops[0], f) for f in frames]
+        if len(targets) > MAX_RENDERED_FRAMES:
+            raise RenderError(
+                TOO_LARGE,
+                f"{len(targets)} frames exceed the {MAX_RENDERED_FRAMES} of one response; "
+                "ask for instances or frame lists",
+            )
+        try:
+            image_format, multipart = negotiate_rendered(accept, several=several)
+        except RenderError:
+            if not (frames is None and len(sops) == 1):
+                raise
+            image_format, multipart = negotiate_rendered(accept, several=False)
+            targets = targets[:1]
+        template = _template(request, image_format, Viewport())
+        renders = [replace(template, sop_instance_uid=sop, frame=f) for sop, f in targets]
+        results = await asyncio.gather(*(service.render(r) for r in renders))
+        for study in {info.study_instance_uid for info in infos}:
+            await request.app[_ACCESS].record(request, principal, study)
+    except RenderError as exc:
+        raise _api_error(exc) from None
+    if multipart:
+        return _multipart(request, results)
+    return _image(request, results[0])
+
+
+def _template(request: web.Request, image_format: ImageFormat, default: Viewport) -> RenderRequest:
+    """The query's window, viewport and quality as a request for any instance and frame."""
+    query = request.query
+    lossless = image_format is ImageFormat.PNG
+    return RenderRequest(
+        sop_instance_uid="",
+        window=parse_window(query.get("window")),
+        viewport=parse_dicomweb_viewport(query.get("viewport"), default),
+        quality=Quality.LOSSLESS if lossless else Quality.FINAL,
+        jpeg_quality=None if lossless else parse_jpeg_quality(query.get("quality")),
+        image_format=None if image_format is ImageFormat.JPEG or lossless else image_format,
+    )
+
+
+async def _placed(request: web.Request, sop: str) -> ImageInfo:
+    """The instance's header facts, refusing one that is not in the study (and series) of
+    the URL: a DICOMweb path names its parents, and they must be right."""
+    info = await request.app[RENDER_SERVICE].info(sop)
+    study = request.match_info["study"]
+    series = request.match_info.get("series", info.series_instance_uid)
+    if (info.study_instance_uid, info.series_instance_uid) != (study, series):
+        raise RenderError(NOT_FOUND, "the instance is not in that study and series")
+    return info
+
+
+def _multipart(request: web.Request, frames: list[RenderedFrame]) -> web.StreamResponse:
+    """PS3.18 multipart/related, one part per frame. The boundary derives from the parts'
+    ETags, so the same frames give the same bytes and the combined ETag stays strong."""
+    digest = hashlib.blake2b(digest_size=16)
+    for frame in frames:
+        digest.update(frame.etag.encode())
+    boundary = f"noctis-{digest.hexdigest()}"
+    etag = f'"{digest.hexdigest()}"'
+    media = frames[0].media_type
+    headers = {
+        "Content-Type": f'multipart/related; type="{media}"; boundary={boundary}',
+        "ETag": etag,
+        "Cache-Control": CACHE_CONTROL,
+        "Vary": "Authorization, Accept",
+    }
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    chunks = []
+    for frame in frames:
+        chunks.append(
+            f"--{boundary}\r\nContent-Type: {frame.media_type}\r\n"
+            f"Content-Length: {len(frame.data)}\r\n\r\n".encode()
+        )
+        chunks.append(frame.data)
+        chunks.append(b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return web.Response(body=b"".join(chunks), headers=headers)

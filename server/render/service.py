@@ -231,7 +231,14 @@ class RenderService:
         natural = output_size(info.rows, info.columns, info.aspect, request.viewport)
         viewport = self._sized(request.viewport, request.quality, natural)
         image = render_image(decoded, voi, viewport)
-        return self._encoded(image, request.quality, request.jpeg_quality, etag_for(request), voi)
+        return self._encoded(
+            image,
+            request.quality,
+            request.jpeg_quality,
+            etag_for(request),
+            voi,
+            request.image_format,
+        )
 
     # -- tiles and MPR ----------------------------------------------------------------------
 
@@ -437,16 +444,23 @@ class RenderService:
         jpeg_quality: int | None,
         etag: str,
         voi: Voi | None,
+        image_format: ImageFormat | None = None,
     ) -> RenderedFrame:
         pixels = image
+        lossy = image_format or ImageFormat.JPEG
         if quality is Quality.LOSSLESS:
+            if image_format is ImageFormat.WEBP:
+                encoding = Encoding(ImageFormat.WEBP, lossless=True)
+            else:
+                encoding = Encoding(ImageFormat.PNG)
+        elif image_format is ImageFormat.PNG:
             encoding = Encoding(ImageFormat.PNG)
         elif jpeg_quality is not None:
-            encoding = Encoding(ImageFormat.JPEG, jpeg_quality)
+            encoding = Encoding(lossy, jpeg_quality)
         elif quality is Quality.INTERACTIVE:
-            encoding = Encoding(ImageFormat.JPEG, self.settings.interactive_jpeg_quality)
+            encoding = Encoding(lossy, self.settings.interactive_jpeg_quality)
         else:
-            encoding = Encoding(ImageFormat.JPEG, self.settings.final_jpeg_quality)
+            encoding = Encoding(lossy, self.settings.final_jpeg_quality)
         return RenderedFrame(
             data=encode(pixels, encoding),
             media_type=encoding.format.media_type,

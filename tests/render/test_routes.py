@@ -206,6 +206,9 @@ async def test_readers_see_only_their_facilitys_images(
         f"/api/render/series/{series}/mpr/axial/0",
         f"/dicom-web/studies/{study}/series/{series}/instances/{sop}/rendered",
         f"/dicom-web/studies/{study}/series/{series}/thumbnail",
+        f"/dicom-web/studies/{study}/series/{series}/rendered",
+        f"/dicom-web/studies/{study}/rendered",
+        f"/dicom-web/studies/{study}/series/{series}/instances/{sop}/frames/1/rendered",
     ]
     for path in paths:
         assert (await noctis.client.get(path, headers=auth)).status == 200, path
