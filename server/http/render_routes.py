@@ -16,9 +16,11 @@ from typing import Protocol
 
 from aiohttp import web
 
+from server.appkeys import SETTINGS
 from server.auth.guard import AUTH_SERVICE, client_address, require
 from server.auth.roles import Permission
 from server.auth.service import Principal
+from server.config import Settings
 from server.http.errors import ApiError
 from server.render.cache import ByteLru
 from server.render.encode import ImageFormat
@@ -92,12 +94,12 @@ def setup_render_routes(
     `archive_from` is called at start-up, after the contexts registered before this one, so
     the DICOM archive built by its own context is handed over here (e.g. `app[ARCHIVE]`).
     Before start-up, `app[RENDER_ARCHIVE]` replaces that archive (tests, benchmarks) and
-    `app[RENDER_SETTINGS]` the default cache sizes and qualities.
+    `app[RENDER_SETTINGS]` the cache sizes and qualities otherwise taken from the settings.
     """
 
     async def render_ctx(app: web.Application) -> AsyncIterator[None]:
         archive = app.get(RENDER_ARCHIVE) or archive_from(app)
-        service = RenderService(archive, app.get(RENDER_SETTINGS))
+        service = RenderService(archive, app.get(RENDER_SETTINGS) or _settings(app[SETTINGS]))
         app[RENDER_SERVICE] = service
         app[_ACCESS] = _AccessAudit()
         app[_SCOPE] = _FacilityScope(archive)
@@ -107,6 +109,14 @@ def setup_render_routes(
 
     app.cleanup_ctx.append(render_ctx)
     app.add_routes(routes)
+
+
+def _settings(settings: Settings) -> RenderSettings:
+    """The operator's cache sizes (NOCTIS_RENDER_*_CACHE_BYTES) over the service's defaults."""
+    return RenderSettings(
+        decoded_cache_bytes=settings.render_decoded_cache_bytes,
+        encoded_cache_bytes=settings.render_encoded_cache_bytes,
+    )
 
 
 class _AccessAudit:

@@ -1,6 +1,7 @@
 """The render routes on the real app (embedded store, real auth) with an in-memory archive."""
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from server.app import AppOptions, build_app
 from server.auth.roles import Role
 from server.config import Settings
-from server.http.render_routes import RENDER_ARCHIVE
+from server.http.render_routes import RENDER_ARCHIVE, RENDER_SERVICE
 from server.render.decode import decode_bytes
 from tests.conftest import Noctis
 from tests.render.archive import MemoryArchive
@@ -216,3 +217,24 @@ async def test_readers_see_only_their_facilitys_images(
         assert refused.status == 404, path
         assert (await refused.json())["error"]["code"] == "not_found"
         assert (await noctis.client.get(path, headers=anywhere)).status == 200, path
+
+
+async def test_cache_sizes_come_from_the_settings(
+    aiohttp_client: ClientFactory, settings: Settings
+) -> None:
+    """NOCTIS_RENDER_*_CACHE_BYTES reach the service: with no encoded cache, asking twice
+    renders twice; with no decoded cache, each render reads the archive again."""
+    archive = MemoryArchive(ct_series(2, rows=64, cols=64))
+    configured = replace(settings, render_decoded_cache_bytes=0, render_encoded_cache_bytes=0)
+    app = build_app(configured, AppOptions(bootstrap_admin=False))
+    app[RENDER_ARCHIVE] = archive
+    noctis = Noctis(app=app, client=await aiohttp_client(app))
+    auth = {"Authorization": f"Bearer {await noctis.token_for('reader')}"}
+    service = app[RENDER_SERVICE]
+    assert (service.decoded.max_bytes, service.encoded.max_bytes) == (0, 0)
+    _, _, sop = first(archive)
+    for _ in range(2):
+        response = await noctis.client.get(f"/api/render/instances/{sop}/frames/1", headers=auth)
+        assert response.status == 200
+    assert service.renders == 2
+    assert archive.reads[sop] == 2
