@@ -8,6 +8,7 @@ content.
 
 import asyncio
 import hashlib
+import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -365,37 +366,80 @@ async def tile_image(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/render/series/{series}/mpr/{plane}/{index}")
 async def mpr_image(request: web.Request) -> web.StreamResponse:
-    principal, service = await _viewer(request, series=request.match_info["series"])
+    principal, _ = await _viewer(request, series=request.match_info["series"])
     try:
-        query = request.query
         try:
             plane = Plane(request.match_info["plane"])
-            mode = SlabMode(query.get("mode", "average"))
             index = int(request.match_info["index"])
-            slab = float(query.get("slab", "0"))
         except ValueError:
             raise RenderError(
-                INVALID_VIEWPORT,
-                "plane must be axial/coronal/sagittal, mode mip/minip/average, "
-                "index an integer, slab a number of mm",
+                INVALID_VIEWPORT, "plane must be axial/coronal/sagittal, index an integer"
             ) from None
-        mpr = MprRequest(
-            series_instance_uid=request.match_info["series"],
-            plane=plane,
-            index=index,
-            window=parse_window(query.get("window")),
-            slab_mm=slab,
-            slab_mode=mode,
-            viewport=parse_viewport(query),
-            quality=parse_quality(query.get("quality")),
-        )
-        result = await service.render_mpr(mpr)
-        volume = await service.volume(mpr.series_instance_uid)
-        first = await _info(service, volume.sop_instance_uids[0])
-        await request.app[_ACCESS].record(request, principal, first.study_instance_uid)
-        return _image(request, result)
+        if plane is Plane.OBLIQUE:
+            raise RenderError(INVALID_VIEWPORT, "oblique planes are at .../mpr/oblique")
+        return await _mpr(request, principal, plane=plane, index=index)
     except RenderError as exc:
         raise _api_error(exc) from None
+
+
+@routes.get("/api/render/series/{series}/mpr/oblique")
+async def oblique_mpr_image(request: web.Request) -> web.StreamResponse:
+    """`orientation=rx,ry,rz,cx,cy,cz` (row and column directions in patient LPS, as in
+    Image Orientation (Patient)) and `offset` mm from the volume's centre along row x col."""
+    principal, _ = await _viewer(request, series=request.match_info["series"])
+    try:
+        raw = request.query.get("orientation", "").split(",")
+        try:
+            orientation = tuple(float(v) for v in raw)
+            offset = float(request.query.get("offset", "0"))
+        except ValueError:
+            raise RenderError(
+                INVALID_VIEWPORT, "orientation must be six numbers and offset a number of mm"
+            ) from None
+        if len(orientation) != 6 or not all(math.isfinite(v) for v in (*orientation, offset)):
+            raise RenderError(INVALID_VIEWPORT, "orientation must be six finite numbers")
+        return await _mpr(
+            request, principal, plane=Plane.OBLIQUE, orientation=orientation, offset_mm=offset
+        )
+    except RenderError as exc:
+        raise _api_error(exc) from None
+
+
+async def _mpr(
+    request: web.Request,
+    principal: Principal,
+    *,
+    plane: Plane,
+    index: int = 0,
+    orientation: tuple[float, ...] | None = None,
+    offset_mm: float = 0.0,
+) -> web.StreamResponse:
+    service = request.app[RENDER_SERVICE]
+    query = request.query
+    try:
+        mode = SlabMode(query.get("mode", "average"))
+        slab = float(query.get("slab", "0"))
+    except ValueError:
+        raise RenderError(
+            INVALID_VIEWPORT, "mode must be mip/minip/average, slab a number of mm"
+        ) from None
+    mpr = MprRequest(
+        series_instance_uid=request.match_info["series"],
+        plane=plane,
+        index=index,
+        window=parse_window(query.get("window")),
+        slab_mm=slab,
+        slab_mode=mode,
+        viewport=parse_viewport(query),
+        quality=parse_quality(query.get("quality")),
+        orientation=orientation,
+        offset_mm=offset_mm,
+    )
+    result = await service.render_mpr(mpr)
+    volume = await service.volume(mpr.series_instance_uid)
+    first = await _info(service, volume.sop_instance_uids[0])
+    await request.app[_ACCESS].record(request, principal, first.study_instance_uid)
+    return _image(request, result)
 
 
 @routes.get("/api/render/instances/{sop}/info")

@@ -74,7 +74,10 @@ class TileRequest:
 
 @dataclass(frozen=True)
 class MprRequest:
-    """A reformatted plane of a series; `index` counts planes along the plane's normal."""
+    """A reformatted plane of a series; `index` counts planes along the plane's normal.
+
+    An OBLIQUE plane is given instead by `orientation` (row and column direction cosines)
+    and `offset_mm` from the volume's centre along its normal; `index` is unused."""
 
     series_instance_uid: str
     plane: Plane
@@ -84,6 +87,8 @@ class MprRequest:
     slab_mode: SlabMode = SlabMode.AVERAGE
     viewport: Viewport = field(default_factory=Viewport)
     quality: Quality = Quality.FINAL
+    orientation: tuple[float, ...] | None = None
+    offset_mm: float = 0.0
 
 
 AnyRequest = RenderRequest | TileRequest | MprRequest

@@ -27,7 +27,7 @@ from server.render.cache import ByteLru, SingleFlight
 from server.render.compose import choose_voi, render_image, render_tile
 from server.render.decode import DecodedFrame, decode_frame, decode_known, read_dataset
 from server.render.encode import Encoding, ImageFormat, encode
-from server.render.errors import NOT_FOUND, RenderError
+from server.render.errors import NOT_FOUND, TOO_LARGE, RenderError
 from server.render.header import ImageInfo, image_info
 from server.render.measure import Point, Probe, Roi, RoiStats, probe, roi_stats
 from server.render.modality_lut import ModalityLut
@@ -41,7 +41,7 @@ from server.render.models import (
     TileRequest,
     etag_for,
 )
-from server.render.mpr import Volume, build_volume, reslice
+from server.render.mpr import Plane, Volume, build_volume, reslice, reslice_oblique
 from server.render.tiles import tile_box
 from server.render.viewport import Viewport, apply_viewport, output_size
 from server.render.voi_lut import Voi, VoiFunction, Window, render_grey
@@ -272,13 +272,22 @@ class RenderService:
             return cached
 
         def work() -> RenderedFrame:
-            plane = reslice(
-                volume,
-                request.plane,
-                request.index,
-                slab_mm=request.slab_mm,
-                mode=request.slab_mode,
-            )
+            if request.plane is Plane.OBLIQUE:
+                plane = reslice_oblique(
+                    volume,
+                    request.orientation or (),
+                    offset_mm=request.offset_mm,
+                    slab_mm=request.slab_mm,
+                    mode=request.slab_mode,
+                )
+            else:
+                plane = reslice(
+                    volume,
+                    request.plane,
+                    request.index,
+                    slab_mm=request.slab_mm,
+                    mode=request.slab_mode,
+                )
             window = request.window or _value_range_window(plane.values)
             grey = render_grey(
                 plane.values,
@@ -311,12 +320,20 @@ class RenderService:
         )
 
     async def _build_volume(self, series_instance_uid: str) -> Volume:
+        """Every frame of every instance: single-frame slices, or the frames of an enhanced
+        multi-frame object, each with its own position and orientation."""
         uids = await self._series(series_instance_uid)
-        frames = []
+        limit = self.settings.volume_cache_bytes
+        frames: list[DecodedFrame] = []
         for uid in uids:
             data = await self._bytes(uid)
-            frames.append(await self._in_pool(partial(_decode_sync, data, 0)))
-        limit = self.settings.volume_cache_bytes
+            first = await self._in_pool(partial(_decode_sync, data, 0))
+            if (len(frames) + first.info.frames) * first.pixels.nbytes > limit:
+                raise RenderError(TOO_LARGE, f"the series exceeds the {limit}-byte volume limit")
+            frames.append(first)
+            for index in range(1, first.info.frames):
+                known = partial(_decode_sync, data, index, first.info)
+                frames.append(await self._in_pool(known))
         volume = await self._in_pool(lambda: build_volume(frames, max_bytes=limit))
         self.volumes.put(series_instance_uid, volume, volume.nbytes)
         return volume

@@ -193,6 +193,31 @@ async def test_tiles_mpr_and_info(
     assert {"brain", "lung", "bone"} <= {p["name"] for p in info["presets"]}
 
 
+async def test_oblique_mpr_over_http(
+    rendering: tuple[Noctis, MemoryArchive, dict[str, str]],
+) -> None:
+    noctis, archive, auth = rendering
+    _, series, _ = first(archive)
+    base = f"/api/render/series/{series}/mpr"
+    good = await noctis.client.get(
+        f"{base}/oblique?orientation=1,0,0,0,0.7071068,-0.7071068&offset=0.5&slab=2&mode=mip",
+        headers=auth,
+    )
+    assert good.status == 200, await good.text()
+    assert good.content_type == "image/jpeg"
+    for bad in (
+        "oblique",
+        "oblique?orientation=1,0,0,0,1",
+        "oblique?orientation=1,0,0,1,0,0",
+        "oblique?orientation=1,0,0,0,1,0&offset=nan",
+        "oblique?orientation=1,0,0,0,1,0&offset=900",
+        "oblique/0",
+    ):
+        response = await noctis.client.get(f"{base}/{bad}", headers=auth)
+        assert response.status == 400, bad
+        assert (await response.json())["error"]["code"] == "invalid_viewport", bad
+
+
 async def test_readers_see_only_their_facilitys_images(
     rendering: tuple[Noctis, MemoryArchive, dict[str, str]],
 ) -> None:
@@ -205,6 +230,7 @@ async def test_readers_see_only_their_facilitys_images(
         f"/api/render/instances/{sop}/info",
         f"/api/render/instances/{sop}/frames/1/tiles/0/0/0",
         f"/api/render/series/{series}/mpr/axial/0",
+        f"/api/render/series/{series}/mpr/oblique?orientation=1,0,0,0,1,0",
         f"/dicom-web/studies/{study}/series/{series}/instances/{sop}/rendered",
         f"/dicom-web/studies/{study}/series/{series}/thumbnail",
         f"/dicom-web/studies/{study}/series/{series}/rendered",
