@@ -577,7 +577,13 @@ async def _rendered(
     service = request.app[RENDER_SERVICE]
     accept = request.headers.get("Accept", "")
     try:
-        infos = [await _placed(request, sop) for sop in sops]
+        if len(sops) > MAX_RENDERED_FRAMES:
+            raise RenderError(
+                TOO_LARGE,
+                f"{len(sops)} instances exceed the {MAX_RENDERED_FRAMES} frames of one"
+                " response; ask per series or instance",
+            )
+        infos = await asyncio.gather(*(_placed(request, sop) for sop in sops))
         if frames is None:
             targets = [(info.sop_instance_uid, f) for info in infos for f in range(info.frames)]
             several = several or len(targets) > 1
