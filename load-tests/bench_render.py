@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import secrets
 import shutil
 import statistics
@@ -31,6 +32,7 @@ import aiohttp  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from server.eventloop import new_event_loop  # noqa: E402
 from server.render.decode import decode_bytes, decode_known  # noqa: E402
 from server.render.encode import Encoding, encode  # noqa: E402
 from server.render.voi_lut import Window, render_grey  # noqa: E402
@@ -277,7 +279,9 @@ def serve(directory: Path, port: int, decoded_mb: int, loader: str) -> None:
         import logging
 
         logging.disable(logging.INFO)
-        asyncio.run(main())
+        loop = new_event_loop() if os.environ.get("BENCH_STDLIB_LOOP") != "1" else None
+        with asyncio.Runner(loop_factory=(lambda: loop) if loop else None) as runner:
+            runner.run(main())
 
 
 def stow(base: str, token: str, directory: Path) -> None:
@@ -396,13 +400,53 @@ def run_load(
     return asyncio.run(load([base + p for p in paths], clients, headers, seconds))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def client_cpu_seconds() -> float:
+    """CPU of this process (the aiohttp client) plus finished children (wrk runs)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def cpu_per_frame(pid: int, run: Callable[[], Figures]) -> tuple[Figures, float, float]:
+    """The load's figures with the server's and the load client's CPU microseconds per
+    frame: CPU time is what a shared, busy machine distorts least."""
+    server, client = cpu_seconds(pid), client_cpu_seconds()
+    figures = run()
+    count = max(1, figures[3])
+    server_us = (cpu_seconds(pid) - server) / count * 1e6
+    client_us = (client_cpu_seconds() - client) / count * 1e6
+    return figures, server_us, client_us
+
+
+def cpu_line(name: str, measured: tuple[Figures, float, float]) -> None:
+    figures, server_us, client_us = measured
+    p50, _, rate, _ = figures
+    print(
+        f"  {name:<46} {rate:7.0f} frames/s  p50 {p50:5.2f} ms  server {server_us:4.0f} us CPU"
+        f"/frame, load client {client_us:4.0f} us CPU/frame"
+    )
+
+
 def line(name: str, figures: Figures) -> None:
     p50, p95, rate, count = figures
     print(f"  {name:<46} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms  {rate:7.0f} frames/s  (n={count})")
 
 
 def noctis_phases(
-    base: str, token: str, uids: list[str], seconds: float, work: Path, *, warm_too: bool
+    base: str,
+    token: str,
+    uids: list[str],
+    seconds: float,
+    work: Path,
+    *,
+    warm_too: bool,
+    pid: int = 0,
 ) -> dict[str, Figures]:
     auth = {**NO_GZIP, "Authorization": f"Bearer {token}"}
     results: dict[str, Figures] = {}
@@ -433,18 +477,35 @@ def noctis_phases(
         figures = run_load(base, warm, clients, auth, seconds, work)
         results[f"warm{clients}"] = figures
         line(f"warm (shared render), {clients} client(s)", figures)
+    if pid:
+        print("  warm, 8 clients, CPU per frame by load client (same URLs, same server):")
+        for name, run in load_clients(base, warm, auth, seconds, work):
+            cpu_line(f"  {name}", cpu_per_frame(pid, run))
     return results
 
 
+def load_clients(
+    base: str, paths: list[str], headers: dict[str, str], seconds: float, work: Path
+) -> list[tuple[str, Callable[[], Figures]]]:
+    """wrk (when installed) and the aiohttp client, 8 connections each, on the same paths."""
+    clients: list[tuple[str, Callable[[], Figures]]] = []
+    if shutil.which("wrk"):
+        clients.append(("wrk", partial(wrk_load, base, paths, 8, headers, seconds, work)))
+    urls = [base + path for path in paths] * 20_000
+    clients.append(("aiohttp", lambda: asyncio.run(load(urls, 8, headers, seconds))))
+    return clients
+
+
 @contextlib.contextmanager
-def noctis_server(series_dir: Path, loader: str, decoded_mb: int) -> Iterator[tuple[str, str]]:
+def noctis_server(series_dir: Path, loader: str, decoded_mb: int) -> Iterator[tuple[str, str, int]]:
     port = free_port()
     command = [sys.executable, __file__, "--serve", str(series_dir), "--port", str(port)]
     command += ["--decoded-mb", str(decoded_mb), "--loader", loader]
     server = subprocess.Popen(command, stdout=subprocess.PIPE)
     try:
         assert server.stdout is not None
-        yield f"http://127.0.0.1:{port}", server.stdout.readline().decode().strip()
+        token = server.stdout.readline().decode().strip()
+        yield f"http://127.0.0.1:{port}", token, server.pid
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -468,6 +529,7 @@ def orthanc_phases(
     series: str,
     seconds: float,
     work: Path,
+    pid: int,
 ) -> dict[str, Figures]:
     base = f"http://127.0.0.1:{port}"
     headers = {**NO_GZIP, "Accept": "image/jpeg"}
@@ -488,6 +550,9 @@ def orthanc_phases(
             figures = run_load(base, paths, clients, headers, seconds, work)
             results[f"{name}{clients}"] = figures
             line(f"{name} rendered, {clients} client(s)", figures)
+    print("  native, 8 clients, CPU per frame by load client (same URLs, same server):")
+    for name, run in load_clients(base, native, headers, seconds, work):
+        cpu_line(f"  {name}", cpu_per_frame(pid, run))
     return results
 
 
@@ -581,15 +646,15 @@ def main() -> None:
         print("  real app (embedded store, DICOM archive with the series STOW-RS'd, auth, facility")
         print("  check), default caches: the decoded slices stay cached after the series is")
         print("  opened, as Orthanc's 128 MB storage cache keeps its files")
-        with noctis_server(series_dir, "archive", 512) as (base, token):
-            noctis = noctis_phases(base, token, uids, seconds, work, warm_too=True)
+        with noctis_server(series_dir, "archive", 512) as (base, token, pid):
+            noctis = noctis_phases(base, token, uids, seconds, work, warm_too=True, pid=pid)
             first_sight(base, token, unseen)
         print("  decoded cache cut to 16 MB (32 of 200 slices): every request also reads the")
         print("  archive and decodes")
-        with noctis_server(series_dir, "archive", 16) as (base, token):
+        with noctis_server(series_dir, "archive", 16) as (base, token, _):
             redecode = noctis_phases(base, token, uids, seconds, work, warm_too=False)
         print("  the same with the archive replaced by a plain file loader (no store lookup)")
-        with noctis_server(series_dir, "files", 16) as (base, token):
+        with noctis_server(series_dir, "files", 16) as (base, token, _):
             files = noctis_phases(base, token, uids, seconds, work, warm_too=False)
         noctis.update({f"redecode_{k}": v for k, v in redecode.items()})
         noctis.update({f"files_{k}": v for k, v in files.items()})
@@ -601,7 +666,9 @@ def main() -> None:
             process, orthanc_port = orthanc
             try:
                 ids = asyncio.run(upload_orthanc(orthanc_port, series_dir, uids))
-                theirs = orthanc_phases(orthanc_port, ids, uids, study, series, seconds, work)
+                theirs = orthanc_phases(
+                    orthanc_port, ids, uids, study, series, seconds, work, process.pid
+                )
             finally:
                 process.terminate()
                 process.wait(timeout=30)

@@ -18,6 +18,7 @@ from server.auth.sessions import Sessions
 from server.auth.users import DEFAULT_FACILITY, Users
 from server.config import ConfigError, Settings, ensure_secret_key, load_settings
 from server.dicom.importer import run_import
+from server.eventloop import new_event_loop
 from server.http.errors import ApiError
 from server.logs import configure_logging
 from server.store.connect import open_store
@@ -104,6 +105,7 @@ def serve(settings: Settings) -> None:
         print=announce,
         shutdown_timeout=10,
         access_log=None,
+        loop=new_event_loop(),
     )
 
 

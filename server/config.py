@@ -19,6 +19,7 @@ Environment = Literal["dev", "production"]
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 MIN_SECRET_KEY_LENGTH = 32
+MAX_CACHE_BYTES = 1 << 40
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
 
 
@@ -47,6 +48,8 @@ class Settings:
     max_upload_bytes: int = 2 << 30
     trust_proxy: bool = False
     log_level: str = "INFO"
+    render_decoded_cache_bytes: int = 512 << 20
+    render_encoded_cache_bytes: int = 128 << 20
 
     @property
     def production(self) -> bool:
@@ -129,6 +132,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "NOCTIS_MAX_BODY_BYTES",
         "NOCTIS_TRUST_PROXY",
         "NOCTIS_LOG_LEVEL",
+        "NOCTIS_RENDER_DECODED_CACHE_BYTES",
+        "NOCTIS_RENDER_ENCODED_CACHE_BYTES",
     }
     unknown = sorted(k for k in env if k.startswith("NOCTIS_") and k not in known)
     if unknown:
@@ -170,6 +175,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=_int(env, "NOCTIS_MAX_BODY_BYTES", 1 << 20, 1024, 1 << 30),
         trust_proxy=_bool(env, "NOCTIS_TRUST_PROXY", False),
         log_level=log_level,
+        render_decoded_cache_bytes=_int(
+            env, "NOCTIS_RENDER_DECODED_CACHE_BYTES", 512 << 20, 0, MAX_CACHE_BYTES
+        ),
+        render_encoded_cache_bytes=_int(
+            env, "NOCTIS_RENDER_ENCODED_CACHE_BYTES", 128 << 20, 0, MAX_CACHE_BYTES
+        ),
     )
     if settings.production and settings.secret_key is None:
         raise ConfigError("NOCTIS_SECRET_KEY is required when NOCTIS_ENV=production")

@@ -7,6 +7,8 @@ rest. Facility scoping is the caller's choice: ``facility=None`` means every fac
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from aiohttp import web
 
 from server.dicom.index import INSTANCES, METADATA, SERIES, STUDIES
@@ -18,10 +20,59 @@ def _scope(query: Document, facility: str | None) -> Document:
     return query if facility is None else {**query, "facility": facility}
 
 
+LOCATIONS_BYTES = 32 << 20
+LOCATION_OVERHEAD_BYTES = 240
+
+
+class Locations:
+    """Where each instance's bytes are (blob key and facility), bounded in bytes, LRU.
+
+    An index document is written once and never rewritten (a duplicate store keeps the first
+    copy), so its blob key stays right for as long as the blob exists; a blob that has gone
+    (ingest undone) makes the reader drop the entry and ask the store again. Reading a stored
+    instance then costs one blob read instead of a store query plus a blob read.
+    """
+
+    def __init__(self, max_bytes: int = LOCATIONS_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._items: OrderedDict[str, tuple[str, str, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, sop_instance_uid: str) -> tuple[str, str] | None:
+        item = self._items.get(sop_instance_uid)
+        if item is None:
+            return None
+        self._items.move_to_end(sop_instance_uid)
+        return item[0], item[1]
+
+    def remember(self, doc: Document) -> None:
+        uid, blob, facility = doc.get("_id"), doc.get("blob"), doc.get("facility")
+        if not (isinstance(uid, str) and isinstance(blob, str) and isinstance(facility, str)):
+            return
+        self.forget(uid)
+        size = LOCATION_OVERHEAD_BYTES + len(uid) + len(blob) + len(facility)
+        self._items[uid] = (blob, facility, size)
+        self.nbytes += size
+        while self.nbytes > self.max_bytes:
+            _, (_, _, evicted) = self._items.popitem(last=False)
+            self.nbytes -= evicted
+
+    def forget(self, sop_instance_uid: str) -> None:
+        item = self._items.pop(sop_instance_uid, None)
+        if item is not None:
+            self.nbytes -= item[2]
+
+
 class Archive:
-    def __init__(self, store: Store, blobs: BlobStore) -> None:
+    def __init__(
+        self, store: Store, blobs: BlobStore, locations_bytes: int = LOCATIONS_BYTES
+    ) -> None:
         self._store = store
         self._blobs = blobs
+        self.locations = Locations(locations_bytes)
 
     async def instance(self, sop_instance_uid: str, facility: str | None = None) -> Document:
         doc = await self._store[INSTANCES].find_one(
@@ -29,14 +80,26 @@ class Archive:
         )
         if doc is None:
             raise KeyError(sop_instance_uid)
+        self.locations.remember(doc)
         return doc
 
     async def instance_bytes(self, sop_instance_uid: str, facility: str | None = None) -> bytes:
-        """The object exactly as received (Part 10 file); KeyError if unknown."""
+        """The object exactly as received (Part 10 file); KeyError if unknown (or out of
+        `facility`)."""
+        known = self.locations.get(sop_instance_uid)
+        if known is not None:
+            blob, owner = known
+            if facility not in (None, owner):
+                raise KeyError(sop_instance_uid)
+            try:
+                return await self._blobs.get(blob)
+            except BlobNotFound:
+                self.locations.forget(sop_instance_uid)
         doc = await self.instance(sop_instance_uid, facility)
         try:
             return await self._blobs.get(doc["blob"])
         except BlobNotFound:
+            self.locations.forget(sop_instance_uid)
             raise KeyError(sop_instance_uid) from None
 
     async def series_instance_uids(
@@ -46,6 +109,16 @@ class Archive:
         docs = await self.instances_of(series_instance_uid=series_instance_uid, facility=facility)
         if not docs:
             raise KeyError(series_instance_uid)
+        return [doc["_id"] for doc in docs]
+
+    async def study_instance_uids(
+        self, study_instance_uid: str, facility: str | None = None
+    ) -> list[str]:
+        """SOP Instance UIDs of a study, series by series; KeyError if unknown."""
+        docs = await self.instances_of(study_instance_uid=study_instance_uid, facility=facility)
+        if not docs:
+            raise KeyError(study_instance_uid)
+        docs.sort(key=lambda doc: str(doc.get("series_uid", "")))
         return [doc["_id"] for doc in docs]
 
     async def instances_of(
@@ -60,6 +133,8 @@ class Archive:
             raise ValueError("name a study or a series")
         docs = [doc async for doc in self._store[INSTANCES].find(_scope(query, facility), None)]
         docs.sort(key=_instance_order)
+        for doc in docs:
+            self.locations.remember(doc)
         return docs
 
     async def metadata(

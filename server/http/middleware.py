@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -19,6 +20,11 @@ log = logging.getLogger("noctis.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID = web.RequestKey("request_id", str)
+
+# A random per-process prefix and a counter: as unique as a uuid4 in the logs, without reading
+# the OS's random source on every request (a measurable part of a cached frame's cost).
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(1)
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -57,7 +63,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """Outermost: ids, timing and the one error boundary for every route."""
     incoming = request.headers.get("X-Request-Id", "")
     request_id = (
-        incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        incoming
+        if 0 < len(incoming) <= 64 and incoming.isprintable()
+        else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
     )
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
@@ -88,6 +96,14 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         log.exception("unhandled error", extra={"request_id": request_id, "path": request.path})
         response = json_error(500, "internal_error", "Something went wrong on the server.")
     response.headers["X-Request-Id"] = request_id
+    if log.isEnabledFor(logging.INFO):
+        _log_access(request, response, request_id, started)
+    return response
+
+
+def _log_access(
+    request: web.Request, response: web.StreamResponse, request_id: str, started: float
+) -> None:
     log.info(
         "%s %s %s",
         request.method,
@@ -100,7 +116,6 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             "remote": request.remote,
         },
     )
-    return response
 
 
 def _passthrough_headers(exc: web.HTTPException) -> dict[str, str]:

@@ -1,43 +1,48 @@
-"""HTTP delivery of rendered pixels: `/api/render/...` and PS3.18 rendered resources.
-
-This module is the render capability's HTTP edge, kept out of `server/render/`, which imports no
-aiohttp. Responses are never compressed on the fly (JPEG/PNG do not shrink and gzip made a
-2 ms frame 50 ms in Orthanc) and carry a strong ETag, since a SOP Instance UID names immutable
-content.
+"""HTTP delivery of rendered pixels: the render service's set-up and the `/api/render/...`
+routes (frames, tiles, MPR, instance facts); PS3.18 rendered resources are in
+`dicomweb_rendered`, what both share in `render_edge`. This is the render capability's HTTP
+edge, kept out of `server/render/`, which imports no aiohttp.
 """
 
 import asyncio
-import time
-from collections import OrderedDict
+import math
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
 
 from aiohttp import web
 
-from server.auth.guard import AUTH_SERVICE, client_address, require
-from server.auth.roles import Permission
+from server.appkeys import SETTINGS
 from server.auth.service import Principal
-from server.http.errors import ApiError
+from server.config import Settings
+from server.http.dicomweb_rendered import routes as dicomweb_routes
+from server.http.render_edge import (
+    ACCESS,
+    SCOPE,
+    AccessAudit,
+    FacilityScope,
+    RenderArchive,
+    api_error,
+    image_response,
+    viewer,
+)
+from server.http.render_edge import RENDER_ARCHIVE as RENDER_ARCHIVE
+from server.http.render_edge import RENDER_SERVICE as RENDER_SERVICE
+from server.http.render_edge import RENDER_SETTINGS as RENDER_SETTINGS
+from server.render.cache import ByteLru
 from server.render.errors import (
-    FRAME_OUT_OF_RANGE,
     INVALID_TILE,
     INVALID_VIEWPORT,
-    NOT_ACCEPTABLE,
-    NOT_FOUND,
     RenderError,
 )
 from server.render.header import ImageInfo
 from server.render.models import (
-    InstanceLoader,
     MprRequest,
-    Quality,
     RenderedFrame,
     RenderRequest,
     TileRequest,
 )
 from server.render.mpr import Plane, SlabMode
 from server.render.params import (
-    parse_dicomweb_viewport,
+    parse_format,
     parse_frame,
     parse_jpeg_quality,
     parse_quality,
@@ -47,31 +52,8 @@ from server.render.params import (
 from server.render.presets import presets_for
 from server.render.service import RenderService, RenderSettings
 from server.render.tiles import level_count
-from server.render.viewport import Viewport
-
-RENDER_SERVICE = web.AppKey("render_service", RenderService)
-CACHE_CONTROL = "private, max-age=86400"
-THUMBNAIL = Viewport(canvas=(128, 128))
-AUDIT_EVERY_S = 600.0
-SCOPE_TTL_S = 60.0
 
 routes = web.RouteTableDef()
-
-
-class RenderArchive(InstanceLoader, Protocol):
-    """The archive as these routes need it: the render service's loader plus a facility-scoped
-    lookup (`server.dicom.archive.Archive` implements it structurally). Unknown or out of
-    scope raises KeyError."""
-
-    async def instance(self, sop_instance_uid: str, facility: str | None = None) -> object: ...
-
-    async def series_instance_uids(
-        self, series_instance_uid: str, facility: str | None = None
-    ) -> list[str]: ...
-
-
-RENDER_ARCHIVE = web.AppKey[RenderArchive]("render_archive")
-RENDER_SETTINGS = web.AppKey("render_settings", RenderSettings)
 
 
 def setup_render_routes(
@@ -82,99 +64,35 @@ def setup_render_routes(
     `archive_from` is called at start-up, after the contexts registered before this one, so
     the DICOM archive built by its own context is handed over here (e.g. `app[ARCHIVE]`).
     Before start-up, `app[RENDER_ARCHIVE]` replaces that archive (tests, benchmarks) and
-    `app[RENDER_SETTINGS]` the default cache sizes and qualities.
+    `app[RENDER_SETTINGS]` the cache sizes and qualities otherwise taken from the settings.
     """
 
     async def render_ctx(app: web.Application) -> AsyncIterator[None]:
         archive = app.get(RENDER_ARCHIVE) or archive_from(app)
-        service = RenderService(archive, app.get(RENDER_SETTINGS))
+        service = RenderService(archive, app.get(RENDER_SETTINGS) or _settings(app[SETTINGS]))
         app[RENDER_SERVICE] = service
-        app[_ACCESS] = _AccessAudit()
-        app[_SCOPE] = _FacilityScope(archive)
+        app[ACCESS] = AccessAudit()
+        app[SCOPE] = FacilityScope(archive)
+        app[_PARSED] = ByteLru[str, RenderRequest](PARSED_BYTES)
         yield
         await service.close()
 
     app.cleanup_ctx.append(render_ctx)
     app.add_routes(routes)
+    app.add_routes(dicomweb_routes)
 
 
-class _AccessAudit:
-    """Audit image access once per user and study per ten minutes, not once per frame:
-    scrolling a 1000-slice series must not write 1000 audit entries."""
-
-    def __init__(self, limit: int = 10_000) -> None:
-        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._limit = limit
-
-    async def record(self, request: web.Request, principal: Principal, study: str) -> None:
-        key = (principal.user_id, study)
-        now = time.monotonic()
-        last = self._seen.get(key)
-        if last is not None and now - last < AUDIT_EVERY_S:
-            return
-        self._seen[key] = now
-        self._seen.move_to_end(key)
-        while len(self._seen) > self._limit:
-            self._seen.popitem(last=False)
-        await request.app[AUTH_SERVICE].audit.record(
-            actor=principal.username,
-            action="images.view",
-            outcome="success",
-            target=f"study:{study}",
-            remote=client_address(request),
-            facility=principal.facility,
-        )
+def _settings(settings: Settings) -> RenderSettings:
+    """The operator's cache sizes (NOCTIS_RENDER_*_CACHE_BYTES) over the service's defaults."""
+    return RenderSettings(
+        decoded_cache_bytes=settings.render_decoded_cache_bytes,
+        encoded_cache_bytes=settings.render_encoded_cache_bytes,
+    )
 
 
-_ACCESS = web.AppKey("render_access_audit", _AccessAudit)
-
-
-class _FacilityScope:
-    """Whether a reader's facility may see an instance or series, remembered for a minute.
-
-    Renders are cached and shared across facilities by UID, so the check happens here, before
-    any cached pixels are served; remembering positive answers keeps a store lookup off the
-    path of every scrolled frame.
-    """
-
-    def __init__(self, archive: RenderArchive, limit: int = 100_000) -> None:
-        self._archive = archive
-        self._seen: OrderedDict[tuple[str, str, str], float] = OrderedDict()
-        self._limit = limit
-
-    async def check(self, principal: Principal, *, instance: str = "", series: str = "") -> None:
-        if principal.can(Permission.CROSS_FACILITY):
-            return
-        key = (principal.facility, instance, series)
-        now = time.monotonic()
-        seen = self._seen.get(key)
-        if seen is not None and now - seen < SCOPE_TTL_S:
-            return
-        try:
-            if instance:
-                await self._archive.instance(instance, principal.facility)
-            else:
-                await self._archive.series_instance_uids(series, principal.facility)
-        except KeyError:
-            what = f"instance {instance}" if instance else f"series {series}"
-            raise ApiError(NOT_FOUND, f"no {what}") from None
-        self._seen[key] = now
-        self._seen.move_to_end(key)
-        while len(self._seen) > self._limit:
-            self._seen.popitem(last=False)
-
-
-_SCOPE = web.AppKey("render_facility_scope", _FacilityScope)
-
-
-async def _viewer(
-    request: web.Request, *, instance: str = "", series: str = ""
-) -> tuple[Principal, RenderService]:
-    """The reader, allowed to view images and to see this instance or series."""
-    principal = await require(request, Permission.IMAGES_VIEW)
-    if instance or series:
-        await request.app[_SCOPE].check(principal, instance=instance, series=series)
-    return principal, request.app[RENDER_SERVICE]
+_PARSED = web.AppKey("render_parsed_requests", ByteLru[str, RenderRequest])
+PARSED_BYTES = 4 << 20
+PARSED_ENTRY_BYTES = 1024
 
 
 async def _render_checked(
@@ -184,7 +102,7 @@ async def _render_checked(
     the two archive lookups rather than their sum; nothing is served unless the check passes
     (its refusal wins over any render error, so existence elsewhere does not leak)."""
     check, rendered = await asyncio.gather(
-        request.app[_SCOPE].check(principal, instance=render.sop_instance_uid),
+        request.app[SCOPE].check(principal, instance=render.sop_instance_uid),
         request.app[RENDER_SERVICE].render(render),
         return_exceptions=True,
     )
@@ -195,27 +113,34 @@ async def _render_checked(
     return rendered
 
 
-def _api_error(exc: RenderError) -> ApiError:
-    return ApiError(exc.code, exc.message)
-
-
-def _image(request: web.Request, frame: RenderedFrame) -> web.StreamResponse:
-    headers = {"ETag": frame.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
-    if frame.window is not None:
-        headers["X-Render-Window"] = f"{frame.window.center:g},{frame.window.width:g}"
-    if frame.etag in request.headers.get("If-None-Match", ""):
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=frame.data, content_type=frame.media_type, headers=headers)
-
-
 async def _info(service: RenderService, sop_instance_uid: str) -> ImageInfo:
     return await service.info(sop_instance_uid)
 
 
 @routes.get("/api/render/instances/{sop}/frames/{frame}")
 async def frame_image(request: web.Request) -> web.StreamResponse:
-    principal, service = await _viewer(request)
+    principal, service = await viewer(request)
     try:
+        render = _frame_request(request)
+        warm = _warm(request, principal, service, render)
+        if warm is not None:
+            return warm
+        result = await _render_checked(request, principal, render)
+        info = await _info(service, render.sop_instance_uid)
+        await request.app[ACCESS].record(request, principal, info.study_instance_uid)
+        return image_response(request, result)
+    except RenderError as exc:
+        raise api_error(exc) from None
+
+
+def _frame_request(request: web.Request) -> RenderRequest:
+    """The parsed request, remembered by its raw target: a scrolled or shared frame is asked
+    for by the same URL again and again, and parsing it is a tenth of a cached answer's cost.
+    Only valid requests are remembered; a bad one is parsed (and refused) every time."""
+    parsed = request.app[_PARSED]
+    target = request.raw_path
+    render = parsed.get(target)
+    if render is None:
         query = request.query
         render = RenderRequest(
             sop_instance_uid=request.match_info["sop"],
@@ -225,18 +150,33 @@ async def frame_image(request: web.Request) -> web.StreamResponse:
             viewport=parse_viewport(query),
             quality=parse_quality(query.get("quality")),
             jpeg_quality=parse_jpeg_quality(query.get("jpeg")),
+            image_format=parse_format(query.get("format")),
         )
-        result = await _render_checked(request, principal, render)
-        info = await _info(service, render.sop_instance_uid)
-        await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
-        return _image(request, result)
-    except RenderError as exc:
-        raise _api_error(exc) from None
+        parsed.put(target, render, PARSED_ENTRY_BYTES + 2 * len(target))
+    return render
+
+
+def _warm(
+    request: web.Request, principal: Principal, service: RenderService, render: RenderRequest
+) -> web.StreamResponse | None:
+    """The cached answer when everything it depends on is already known in memory: facility
+    scope, the rendered bytes, the header facts and a recent audit entry. Anything missing
+    returns None and the full path runs, with the same checks in the same order of authority."""
+    sop = render.sop_instance_uid
+    if not request.app[SCOPE].known(principal, instance=sop):
+        return None
+    frame = service.cached(render)
+    info = service.known_info(sop)
+    if frame is None or info is None:
+        return None
+    if not request.app[ACCESS].recent(principal, info.study_instance_uid):
+        return None
+    return image_response(request, frame)
 
 
 @routes.get("/api/render/instances/{sop}/frames/{frame}/tiles/{level}/{x}/{y}")
 async def tile_image(request: web.Request) -> web.StreamResponse:
-    principal, service = await _viewer(request, instance=request.match_info["sop"])
+    principal, service = await viewer(request, instance=request.match_info["sop"])
     try:
         query = request.query
         try:
@@ -255,56 +195,99 @@ async def tile_image(request: web.Request) -> web.StreamResponse:
             quality=parse_quality(query.get("quality")),
         )
         info = await _info(service, tile.sop_instance_uid)
-        await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
-        return _image(request, await service.render_tile(tile))
+        await request.app[ACCESS].record(request, principal, info.study_instance_uid)
+        return image_response(request, await service.render_tile(tile))
     except RenderError as exc:
-        raise _api_error(exc) from None
+        raise api_error(exc) from None
 
 
 @routes.get("/api/render/series/{series}/mpr/{plane}/{index}")
 async def mpr_image(request: web.Request) -> web.StreamResponse:
-    principal, service = await _viewer(request, series=request.match_info["series"])
+    principal, _ = await viewer(request, series=request.match_info["series"])
     try:
-        query = request.query
         try:
             plane = Plane(request.match_info["plane"])
-            mode = SlabMode(query.get("mode", "average"))
             index = int(request.match_info["index"])
-            slab = float(query.get("slab", "0"))
         except ValueError:
             raise RenderError(
-                INVALID_VIEWPORT,
-                "plane must be axial/coronal/sagittal, mode mip/minip/average, "
-                "index an integer, slab a number of mm",
+                INVALID_VIEWPORT, "plane must be axial/coronal/sagittal, index an integer"
             ) from None
-        mpr = MprRequest(
-            series_instance_uid=request.match_info["series"],
-            plane=plane,
-            index=index,
-            window=parse_window(query.get("window")),
-            slab_mm=slab,
-            slab_mode=mode,
-            viewport=parse_viewport(query),
-            quality=parse_quality(query.get("quality")),
-        )
-        result = await service.render_mpr(mpr)
-        volume = await service.volume(mpr.series_instance_uid)
-        first = await _info(service, volume.sop_instance_uids[0])
-        await request.app[_ACCESS].record(request, principal, first.study_instance_uid)
-        return _image(request, result)
+        if plane is Plane.OBLIQUE:
+            raise RenderError(INVALID_VIEWPORT, "oblique planes are at .../mpr/oblique")
+        return await _mpr(request, principal, plane=plane, index=index)
     except RenderError as exc:
-        raise _api_error(exc) from None
+        raise api_error(exc) from None
+
+
+@routes.get("/api/render/series/{series}/mpr/oblique")
+async def oblique_mpr_image(request: web.Request) -> web.StreamResponse:
+    """`orientation=rx,ry,rz,cx,cy,cz` (row and column directions in patient LPS, as in
+    Image Orientation (Patient)) and `offset` mm from the volume's centre along row x col."""
+    principal, _ = await viewer(request, series=request.match_info["series"])
+    try:
+        raw = request.query.get("orientation", "").split(",")
+        try:
+            orientation = tuple(float(v) for v in raw)
+            offset = float(request.query.get("offset", "0"))
+        except ValueError:
+            raise RenderError(
+                INVALID_VIEWPORT, "orientation must be six numbers and offset a number of mm"
+            ) from None
+        if len(orientation) != 6 or not all(math.isfinite(v) for v in (*orientation, offset)):
+            raise RenderError(INVALID_VIEWPORT, "orientation must be six finite numbers")
+        return await _mpr(
+            request, principal, plane=Plane.OBLIQUE, orientation=orientation, offset_mm=offset
+        )
+    except RenderError as exc:
+        raise api_error(exc) from None
+
+
+async def _mpr(
+    request: web.Request,
+    principal: Principal,
+    *,
+    plane: Plane,
+    index: int = 0,
+    orientation: tuple[float, ...] | None = None,
+    offset_mm: float = 0.0,
+) -> web.StreamResponse:
+    service = request.app[RENDER_SERVICE]
+    query = request.query
+    try:
+        mode = SlabMode(query.get("mode", "average"))
+        slab = float(query.get("slab", "0"))
+    except ValueError:
+        raise RenderError(
+            INVALID_VIEWPORT, "mode must be mip/minip/average, slab a number of mm"
+        ) from None
+    mpr = MprRequest(
+        series_instance_uid=request.match_info["series"],
+        plane=plane,
+        index=index,
+        window=parse_window(query.get("window")),
+        slab_mm=slab,
+        slab_mode=mode,
+        viewport=parse_viewport(query),
+        quality=parse_quality(query.get("quality")),
+        orientation=orientation,
+        offset_mm=offset_mm,
+    )
+    result = await service.render_mpr(mpr)
+    volume = await service.volume(mpr.series_instance_uid)
+    first = await _info(service, volume.sop_instance_uids[0])
+    await request.app[ACCESS].record(request, principal, first.study_instance_uid)
+    return image_response(request, result)
 
 
 @routes.get("/api/render/instances/{sop}/info")
 async def instance_info(request: web.Request) -> web.Response:
     """What a viewer needs before asking for pixels: size, frames, presets, calibration."""
-    principal, service = await _viewer(request, instance=request.match_info["sop"])
+    principal, service = await viewer(request, instance=request.match_info["sop"])
     try:
         info = await _info(service, request.match_info["sop"])
     except RenderError as exc:
-        raise _api_error(exc) from None
-    await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
+        raise api_error(exc) from None
+    await request.app[ACCESS].record(request, principal, info.study_instance_uid)
     return web.json_response(
         {
             "sop_instance_uid": info.sop_instance_uid,
@@ -331,86 +314,3 @@ async def instance_info(request: web.Request) -> web.Response:
             ],
         }
     )
-
-
-# -- DICOMweb (PS3.18 10.4 rendered resources) ----------------------------------------------
-
-DICOMWEB_INSTANCE = "/dicom-web/studies/{study}/series/{series}/instances/{sop}"
-
-
-@routes.get(DICOMWEB_INSTANCE + "/rendered")
-async def dicomweb_instance_rendered(request: web.Request) -> web.StreamResponse:
-    """Multi-frame instances render their first frame (no multipart or video here)."""
-    return await _dicomweb(request, frame="1", default_viewport=Viewport())
-
-
-@routes.get(DICOMWEB_INSTANCE + "/frames/{frames}/rendered")
-async def dicomweb_frame_rendered(request: web.Request) -> web.StreamResponse:
-    return await _dicomweb(request, frame=request.match_info["frames"], default_viewport=Viewport())
-
-
-@routes.get(DICOMWEB_INSTANCE + "/thumbnail")
-async def dicomweb_instance_thumbnail(request: web.Request) -> web.StreamResponse:
-    return await _dicomweb(request, frame="1", default_viewport=THUMBNAIL)
-
-
-@routes.get(DICOMWEB_INSTANCE + "/frames/{frames}/thumbnail")
-async def dicomweb_frame_thumbnail(request: web.Request) -> web.StreamResponse:
-    return await _dicomweb(request, frame=request.match_info["frames"], default_viewport=THUMBNAIL)
-
-
-@routes.get("/dicom-web/studies/{study}/series/{series}/thumbnail")
-async def dicomweb_series_thumbnail(request: web.Request) -> web.StreamResponse:
-    """The series' middle instance, as readers recognise a series by its middle slice."""
-    _, service = await _viewer(request, series=request.match_info["series"])
-    try:
-        members = await service.series_instance_uids(request.match_info["series"])
-    except RenderError as exc:
-        raise _api_error(exc) from None
-    if not members:
-        raise ApiError(NOT_FOUND, "the series has no instances")
-    middle = members[len(members) // 2]
-    return await _dicomweb(request, frame="1", default_viewport=THUMBNAIL, sop=middle)
-
-
-async def _dicomweb(
-    request: web.Request, *, frame: str, default_viewport: Viewport, sop: str | None = None
-) -> web.StreamResponse:
-    sop = sop or request.match_info["sop"]
-    principal, service = await _viewer(request)
-    try:
-        if "," in frame:
-            raise RenderError(
-                FRAME_OUT_OF_RANGE, "one frame per request; multi-frame responses unsupported"
-            )
-        lossless = _accepts_png_only(request.headers.get("Accept", ""))
-        query = request.query
-        render = RenderRequest(
-            sop_instance_uid=sop,
-            frame=parse_frame(frame),
-            window=parse_window(query.get("window")),
-            viewport=parse_dicomweb_viewport(query.get("viewport"), default_viewport),
-            quality=Quality.LOSSLESS if lossless else Quality.FINAL,
-            jpeg_quality=None if lossless else parse_jpeg_quality(query.get("quality")),
-        )
-        result = await _render_checked(request, principal, render)
-        info = await _info(service, render.sop_instance_uid)
-        if (info.study_instance_uid, info.series_instance_uid) != (
-            request.match_info["study"],
-            request.match_info["series"],
-        ):
-            raise RenderError(NOT_FOUND, "the instance is not in that study and series")
-        await request.app[_ACCESS].record(request, principal, info.study_instance_uid)
-        return _image(request, result)
-    except RenderError as exc:
-        raise _api_error(exc) from None
-
-
-def _accepts_png_only(accept: str) -> bool:
-    """PS3.18 content negotiation between the two media types we produce; JPEG is default."""
-    types = [part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()]
-    if not types or any(t in ("image/jpeg", "image/*", "*/*") for t in types):
-        return False
-    if "image/png" in types:
-        return True
-    raise RenderError(NOT_ACCEPTABLE, "rendered resources are available as image/jpeg or image/png")

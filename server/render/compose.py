@@ -4,6 +4,7 @@ Kept separate from the service so the exact pixels a client receives can be comp
 without threads or caches.
 """
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from server.render.decode import DecodedFrame
 from server.render.header import ImageInfo
 from server.render.presets import preset_voi
 from server.render.tiles import TileBox, shrink_tile
-from server.render.viewport import Viewport, apply_viewport
+from server.render.viewport import Viewport, apply_viewport, source_region
 from server.render.voi_lut import Voi, VoiFunction, Window, render_grey
 
 
@@ -79,7 +80,18 @@ def display_pixels(
 def render_image(
     decoded: DecodedFrame, voi: Voi | None, viewport: Viewport
 ) -> npt.NDArray[np.uint8]:
-    grey = display_pixels(decoded, voi, invert=viewport.invert)
+    """A source region is cut before the LUT (less work) and its mirroring joins the flips."""
+    region = None
+    if viewport.region is not None:
+        cut = source_region(decoded.info.rows, decoded.info.columns, viewport.region)
+        region = (cut.rows, cut.columns)
+        viewport = replace(
+            viewport,
+            region=None,
+            flip_horizontal=viewport.flip_horizontal != cut.flip_horizontal,
+            flip_vertical=viewport.flip_vertical != cut.flip_vertical,
+        )
+    grey = display_pixels(decoded, voi, invert=viewport.invert, region=region)
     return apply_viewport(grey, decoded.info.aspect, viewport)
 
 

@@ -29,6 +29,7 @@ class FrameFacts:
     modality_lut: ModalityLut
     windows: tuple[Window, ...]
     image_position: tuple[float, float, float] | None
+    image_orientation: tuple[float, float, float, float, float, float] | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +69,7 @@ class ImageInfo:
             modality_lut=facts.modality_lut,
             windows=facts.windows,
             image_position=facts.image_position,
+            image_orientation=facts.image_orientation,
         )
 
     @property
@@ -120,6 +122,7 @@ def image_info(ds: Any) -> ImageInfo:
     modality_lut = _modality(ds, modality_source, signed, little_endian)
     windows = _windows(voi_source)
     image_position = _vector3((position or ds).get("ImagePositionPatient"))
+    image_orientation = _vector6((plane or ds).get("ImageOrientationPatient"))
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or ()
     facts: tuple[FrameFacts, ...] = ()
     if len(per_frame) == frames:
@@ -134,6 +137,9 @@ def image_info(ds: Any) -> ImageInfo:
                 image_position=_vector3(own_position.get("ImagePositionPatient"))
                 if (own_position := _first(item, "PlanePositionSequence"))
                 else image_position,
+                image_orientation=_vector6(own_plane.get("ImageOrientationPatient"))
+                if (own_plane := _first(item, "PlaneOrientationSequence"))
+                else image_orientation,
             )
             for item in per_frame
         )
@@ -162,7 +168,7 @@ def image_info(ds: Any) -> ImageInfo:
         spacing_source=source,
         aspect=_aspect(ds, spacing),
         image_position=image_position,
-        image_orientation=_vector6((plane or ds).get("ImageOrientationPatient")),
+        image_orientation=image_orientation,
         instance_number=_int_or_none(ds.get("InstanceNumber")),
         pixel_encoding=_pixel_encoding(ds),
         frame_facts=facts,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from server.render.encode import ImageFormat
 from server.render.errors import SUPERSEDED
 from server.render.mpr import Plane, SlabMode
 from server.render.viewport import Viewport
@@ -43,7 +44,9 @@ class RenderRequest:
     """One frame (0-based) of one instance, windowed and placed on the viewer's canvas.
 
     `window` wins over `preset`; with neither, the object's own first window is used.
-    `jpeg_quality` overrides the quality level's JPEG setting (DICOMweb's `quality`).
+    `jpeg_quality` overrides the quality level's JPEG (or lossy WebP) setting (DICOMweb's
+    `quality`). `image_format` None means JPEG, or PNG for LOSSLESS; WebP is lossless under
+    LOSSLESS and lossy otherwise.
     """
 
     sop_instance_uid: str
@@ -53,6 +56,7 @@ class RenderRequest:
     viewport: Viewport = field(default_factory=Viewport)
     quality: Quality = Quality.FINAL
     jpeg_quality: int | None = None
+    image_format: ImageFormat | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,10 @@ class TileRequest:
 
 @dataclass(frozen=True)
 class MprRequest:
-    """A reformatted plane of a series; `index` counts planes along the plane's normal."""
+    """A reformatted plane of a series; `index` counts planes along the plane's normal.
+
+    An OBLIQUE plane is given instead by `orientation` (row and column direction cosines)
+    and `offset_mm` from the volume's centre along its normal; `index` is unused."""
 
     series_instance_uid: str
     plane: Plane
@@ -80,6 +87,8 @@ class MprRequest:
     slab_mode: SlabMode = SlabMode.AVERAGE
     viewport: Viewport = field(default_factory=Viewport)
     quality: Quality = Quality.FINAL
+    orientation: tuple[float, ...] | None = None
+    offset_mm: float = 0.0
 
 
 AnyRequest = RenderRequest | TileRequest | MprRequest

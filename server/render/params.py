@@ -8,13 +8,15 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from server.render.encode import Encoding
+from server.render.encode import Encoding, ImageFormat
 from server.render.errors import (
     FRAME_OUT_OF_RANGE,
     INVALID_CANVAS,
     INVALID_QUALITY,
     INVALID_VIEWPORT,
     INVALID_WINDOW,
+    NOT_ACCEPTABLE,
+    TOO_LARGE,
     RenderError,
 )
 from server.render.models import Quality, RenderRequest
@@ -92,13 +94,39 @@ def parse_viewport(query: Mapping[str, str]) -> Viewport:
 
 
 def parse_dicomweb_viewport(raw: str | None, default: Viewport) -> Viewport:
-    """PS3.18 `viewport=vw,vh`; the source-rectangle form (six values) is not supported."""
+    """PS3.18 `viewport=vw,vh[,sx,sy,sw,sh]`: the output size, and optionally the source
+    rectangle shown in it (empty sx/sy mean 0, empty sw/sh reach the image's edge)."""
     if raw is None or raw == "":
         return default
     parts = raw.split(",")
-    if len(parts) != 2:
-        raise RenderError(INVALID_VIEWPORT, "viewport must be vw,vh (source regions unsupported)")
-    return Viewport(canvas=_size(",".join(parts)))
+    if len(parts) not in (2, 6):
+        raise RenderError(INVALID_VIEWPORT, "viewport must be vw,vh or vw,vh,sx,sy,sw,sh")
+    canvas = _size(",".join(parts[:2]))
+    if len(parts) == 2:
+        return Viewport(canvas=canvas)
+    sx, sy, sw, sh = (
+        _region_value(part, name) for part, name in zip(parts[2:], "xywh", strict=True)
+    )
+    return Viewport(canvas=canvas, region=(sx or 0, sy or 0, sw, sh))
+
+
+def _region_value(raw: str, name: str) -> int | None:
+    if raw.strip() == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise RenderError(INVALID_VIEWPORT, f"viewport s{name} must be an integer") from None
+
+
+def parse_format(raw: str | None) -> ImageFormat | None:
+    """Noctis' `format=jpeg|png|webp`; absent means the quality level decides."""
+    if raw is None or raw == "":
+        return None
+    try:
+        return ImageFormat(raw.lower())
+    except ValueError:
+        raise RenderError(INVALID_QUALITY, "format must be jpeg, png or webp") from None
 
 
 def parse_quality(raw: str | None) -> Quality:
@@ -210,3 +238,56 @@ def _viewport_from(raw: Mapping[str, Any]) -> Viewport:
         )
     except (IndexError, TypeError, ValueError):
         raise RenderError(INVALID_VIEWPORT, "viewport values must be numbers") from None
+
+
+RENDERED_TYPES = {f.media_type: f for f in ImageFormat}
+
+
+def negotiate_rendered(accept: str, *, several: bool) -> tuple[ImageFormat, bool]:
+    """PS3.18 content negotiation for rendered resources: the image format and whether the
+    answer is `multipart/related` (one part per frame). Several frames need multipart (an
+    image media type holds one); JPEG is the default. Media ranges are tried by descending q,
+    then in the order given; q=0 excludes."""
+    ranges = []
+    for position, entry in enumerate(accept.split(",")):
+        media, *params = (part.strip() for part in entry.split(";"))
+        if not media:
+            continue
+        options = dict(_param(p) for p in params if "=" in p)
+        try:
+            weight = float(options.get("q", "1"))
+        except ValueError:
+            weight = 1.0
+        if weight > 0:
+            ranges.append((-weight, position, media.lower(), options))
+    if not accept.strip():
+        return ImageFormat.JPEG, several
+    for _, _, media, options in sorted(ranges, key=lambda r: (r[0], r[1])):
+        if media == "multipart/related":
+            kind = options.get("type", "image/jpeg").lower()
+            if kind in RENDERED_TYPES:
+                return RENDERED_TYPES[kind], True
+        elif media in RENDERED_TYPES and not several:
+            return RENDERED_TYPES[media], False
+        elif media in ("image/*", "*/*"):
+            return ImageFormat.JPEG, several
+    produced = ", ".join(RENDERED_TYPES)
+    if several:
+        raise RenderError(
+            NOT_ACCEPTABLE,
+            f"several frames are answered as multipart/related with type {produced}",
+        )
+    raise RenderError(NOT_ACCEPTABLE, f"rendered resources are available as {produced}")
+
+
+def _param(raw: str) -> tuple[str, str]:
+    name, _, value = raw.partition("=")
+    return name.strip().lower(), value.strip().strip('"')
+
+
+def parse_frame_list(raw: str, limit: int) -> list[int]:
+    """PS3.18 `{frames}`: comma-separated 1-based numbers, to 0-based indices."""
+    parts = raw.split(",")
+    if len(parts) > limit:
+        raise RenderError(TOO_LARGE, f"at most {limit} frames per request")
+    return [parse_frame(part.strip()) for part in parts]

@@ -27,7 +27,7 @@ from server.render.cache import ByteLru, SingleFlight
 from server.render.compose import choose_voi, render_image, render_tile
 from server.render.decode import DecodedFrame, decode_frame, decode_known, read_dataset
 from server.render.encode import Encoding, ImageFormat, encode
-from server.render.errors import NOT_FOUND, RenderError
+from server.render.errors import NOT_FOUND, TOO_LARGE, RenderError
 from server.render.header import ImageInfo, image_info
 from server.render.measure import Point, Probe, Roi, RoiStats, probe, roi_stats
 from server.render.modality_lut import ModalityLut
@@ -41,7 +41,7 @@ from server.render.models import (
     TileRequest,
     etag_for,
 )
-from server.render.mpr import Volume, build_volume, reslice
+from server.render.mpr import Plane, Volume, build_volume, reslice, reslice_oblique
 from server.render.tiles import tile_box
 from server.render.viewport import Viewport, apply_viewport, output_size
 from server.render.voi_lut import Voi, VoiFunction, Window, render_grey
@@ -117,6 +117,14 @@ class RenderService:
         if cached is not None:
             return cached
         return await self._render_flight.run(request, lambda: self._render_frame(request))
+
+    def cached(self, request: RenderRequest) -> RenderedFrame | None:
+        """The rendered frame if it is in the encoded cache, without scheduling anything."""
+        return self.encoded.get(request)
+
+    def known_info(self, sop_instance_uid: str) -> ImageInfo | None:
+        """The instance's header facts if already read, without reading anything."""
+        return self.infos.get(sop_instance_uid)
 
     async def render_for_viewer(
         self,
@@ -223,7 +231,14 @@ class RenderService:
         natural = output_size(info.rows, info.columns, info.aspect, request.viewport)
         viewport = self._sized(request.viewport, request.quality, natural)
         image = render_image(decoded, voi, viewport)
-        return self._encoded(image, request.quality, request.jpeg_quality, etag_for(request), voi)
+        return self._encoded(
+            image,
+            request.quality,
+            request.jpeg_quality,
+            etag_for(request),
+            voi,
+            request.image_format,
+        )
 
     # -- tiles and MPR ----------------------------------------------------------------------
 
@@ -257,13 +272,22 @@ class RenderService:
             return cached
 
         def work() -> RenderedFrame:
-            plane = reslice(
-                volume,
-                request.plane,
-                request.index,
-                slab_mm=request.slab_mm,
-                mode=request.slab_mode,
-            )
+            if request.plane is Plane.OBLIQUE:
+                plane = reslice_oblique(
+                    volume,
+                    request.orientation or (),
+                    offset_mm=request.offset_mm,
+                    slab_mm=request.slab_mm,
+                    mode=request.slab_mode,
+                )
+            else:
+                plane = reslice(
+                    volume,
+                    request.plane,
+                    request.index,
+                    slab_mm=request.slab_mm,
+                    mode=request.slab_mode,
+                )
             window = request.window or _value_range_window(plane.values)
             grey = render_grey(
                 plane.values,
@@ -296,12 +320,20 @@ class RenderService:
         )
 
     async def _build_volume(self, series_instance_uid: str) -> Volume:
+        """Every frame of every instance: single-frame slices, or the frames of an enhanced
+        multi-frame object, each with its own position and orientation."""
         uids = await self._series(series_instance_uid)
-        frames = []
+        limit = self.settings.volume_cache_bytes
+        frames: list[DecodedFrame] = []
         for uid in uids:
             data = await self._bytes(uid)
-            frames.append(await self._in_pool(partial(_decode_sync, data, 0)))
-        limit = self.settings.volume_cache_bytes
+            first = await self._in_pool(partial(_decode_sync, data, 0))
+            if (len(frames) + first.info.frames) * first.pixels.nbytes > limit:
+                raise RenderError(TOO_LARGE, f"the series exceeds the {limit}-byte volume limit")
+            frames.append(first)
+            for index in range(1, first.info.frames):
+                known = partial(_decode_sync, data, index, first.info)
+                frames.append(await self._in_pool(known))
         volume = await self._in_pool(lambda: build_volume(frames, max_bytes=limit))
         self.volumes.put(series_instance_uid, volume, volume.nbytes)
         return volume
@@ -429,16 +461,23 @@ class RenderService:
         jpeg_quality: int | None,
         etag: str,
         voi: Voi | None,
+        image_format: ImageFormat | None = None,
     ) -> RenderedFrame:
         pixels = image
+        lossy = image_format or ImageFormat.JPEG
         if quality is Quality.LOSSLESS:
+            if image_format is ImageFormat.WEBP:
+                encoding = Encoding(ImageFormat.WEBP, lossless=True)
+            else:
+                encoding = Encoding(ImageFormat.PNG)
+        elif image_format is ImageFormat.PNG:
             encoding = Encoding(ImageFormat.PNG)
         elif jpeg_quality is not None:
-            encoding = Encoding(ImageFormat.JPEG, jpeg_quality)
+            encoding = Encoding(lossy, jpeg_quality)
         elif quality is Quality.INTERACTIVE:
-            encoding = Encoding(ImageFormat.JPEG, self.settings.interactive_jpeg_quality)
+            encoding = Encoding(lossy, self.settings.interactive_jpeg_quality)
         else:
-            encoding = Encoding(ImageFormat.JPEG, self.settings.final_jpeg_quality)
+            encoding = Encoding(lossy, self.settings.final_jpeg_quality)
         return RenderedFrame(
             data=encode(pixels, encoding),
             media_type=encoding.format.media_type,

@@ -28,6 +28,11 @@ class Viewport:
     `zoom` 1 fits the whole image in the canvas; `pan_x`/`pan_y` move the image centre by
     that fraction of the canvas width/height; `rotation` is clockwise in degrees (multiple of
     90); flips apply before rotation, in image axes.
+
+    `region` is PS3.18's source rectangle (sx, sy, sw, sh) in image pixels: only that part of
+    the image is shown, as if it were the whole image. Its corners are (sx, sy) and
+    (sx + sw, sy + sh), so a negative width or height reads the region mirrored; sw or sh
+    None extends it to the image's edge.
     """
 
     canvas: tuple[int, int] | None = None
@@ -38,6 +43,7 @@ class Viewport:
     flip_horizontal: bool = False
     flip_vertical: bool = False
     invert: bool = False
+    region: tuple[int, int, int | None, int | None] | None = None
 
     def __post_init__(self) -> None:
         if self.canvas is not None:
@@ -55,6 +61,47 @@ class Viewport:
             raise RenderError(INVALID_VIEWPORT, f"pan must be within ±{MAX_PAN} canvases")
         if self.rotation % 90 != 0:
             raise RenderError(INVALID_VIEWPORT, "rotation must be a multiple of 90 degrees")
+        if self.region is not None:
+            sx, sy, sw, sh = self.region
+            if sx < 0 or sy < 0:
+                raise RenderError(INVALID_VIEWPORT, "the source region starts at sx,sy >= 0")
+            if sw == 0 or sh == 0:
+                raise RenderError(INVALID_VIEWPORT, "the source region cannot be empty")
+
+
+@dataclass(frozen=True)
+class SourceRegion:
+    """A region resolved against an image: the slices to cut and whether to mirror them."""
+
+    rows: slice
+    columns: slice
+    flip_horizontal: bool
+    flip_vertical: bool
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rows.stop - self.rows.start, self.columns.stop - self.columns.start
+
+
+def source_region(
+    rows: int, columns: int, region: tuple[int, int, int | None, int | None]
+) -> SourceRegion:
+    """The region's pixels within an image of `rows` x `columns`; outside it is refused."""
+    sx, sy, sw, sh = region
+    x0, x1 = _extent(sx, columns - sx if sw is None else sw)
+    y0, y1 = _extent(sy, rows - sy if sh is None else sh)
+    if not (0 <= x0 < x1 <= columns and 0 <= y0 < y1 <= rows):
+        raise RenderError(
+            INVALID_VIEWPORT,
+            f"the source region must lie within the {columns}x{rows} image",
+        )
+    return SourceRegion(
+        slice(y0, y1), slice(x0, x1), sw is not None and sw < 0, sh is not None and sh < 0
+    )
+
+
+def _extent(start: int, length: int) -> tuple[int, int]:
+    return (start, start + length) if length >= 0 else (start + length, start)
 
 
 def output_size(
@@ -63,6 +110,8 @@ def output_size(
     """Width and height of the rendered frame."""
     if viewport.canvas is not None:
         return viewport.canvas
+    if viewport.region is not None:
+        rows, columns = source_region(rows, columns, viewport.region).shape
     width, height = _display_size(rows, columns, aspect, viewport.rotation)
     width, height = max(1, round(width)), max(1, round(height))
     if width > MAX_CANVAS or height > MAX_CANVAS:

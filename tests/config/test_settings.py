@@ -17,6 +17,8 @@ def test_defaults() -> None:
     assert settings.redis_url is None
     assert settings.env == "dev"
     assert (settings.dicom_ae_title, settings.dicom_port) == ("NOCTIS", 11112)
+    assert settings.render_decoded_cache_bytes == 512 << 20
+    assert settings.render_encoded_cache_bytes == 128 << 20
 
 
 def test_overrides() -> None:
@@ -29,8 +31,12 @@ def test_overrides() -> None:
             "NOCTIS_ENV": "production",
             "NOCTIS_SECRET_KEY": "k" * 40,
             "NOCTIS_DICOM_AE_TITLE": "READING1",
+            "NOCTIS_RENDER_DECODED_CACHE_BYTES": "1073741824",
+            "NOCTIS_RENDER_ENCODED_CACHE_BYTES": "0",
         }
     )
+    assert settings.render_decoded_cache_bytes == 1 << 30
+    assert settings.render_encoded_cache_bytes == 0
     assert settings.http_port == 9000
     assert settings.production
     assert settings.mongo_url == "mongodb://db1,db2/?replicaSet=rs0"
@@ -52,6 +58,8 @@ def test_overrides() -> None:
         ({"NOCTIS_HTTP_HOST": "bad host!"}, "NOCTIS_HTTP_HOST"),
         ({"NOCTIS_TRUST_PROXY": "maybe"}, "NOCTIS_TRUST_PROXY"),
         ({"NOCTIS_HTTP_PROT": "8080"}, "NOCTIS_HTTP_PROT"),
+        ({"NOCTIS_RENDER_DECODED_CACHE_BYTES": "512M"}, "NOCTIS_RENDER_DECODED_CACHE_BYTES"),
+        ({"NOCTIS_RENDER_ENCODED_CACHE_BYTES": "-1"}, "NOCTIS_RENDER_ENCODED_CACHE_BYTES"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], names: str) -> None:

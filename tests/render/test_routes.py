@@ -1,6 +1,7 @@
 """The render routes on the real app (embedded store, real auth) with an in-memory archive."""
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from server.app import AppOptions, build_app
 from server.auth.roles import Role
 from server.config import Settings
-from server.http.render_routes import RENDER_ARCHIVE
+from server.http.render_routes import RENDER_ARCHIVE, RENDER_SERVICE
 from server.render.decode import decode_bytes
 from tests.conftest import Noctis
 from tests.render.archive import MemoryArchive
@@ -60,6 +61,32 @@ async def test_frame_endpoint_serves_cacheable_uncompressed_jpeg(
     etag = response.headers["ETag"]
     again = await noctis.client.get(url, headers={**auth, "If-None-Match": etag})
     assert again.status == 304
+
+
+async def test_a_warm_frame_is_answered_from_memory_without_the_archive(
+    rendering: tuple[Noctis, MemoryArchive, dict[str, str]],
+) -> None:
+    noctis, archive, auth = rendering
+    _, _, sop = first(archive)
+    url = f"/api/render/instances/{sop}/frames/1?window=40,400&jpeg=85"
+    cold = await noctis.client.get(url, headers=auth)
+    assert cold.status == 200
+    body, etag = await cold.read(), cold.headers["ETag"]
+    reads, lookups = archive.reads[sop], archive.lookups[sop]
+    assert (reads, lookups) == (1, 1)
+    for _ in range(3):
+        warm = await noctis.client.get(url, headers=auth)
+        assert warm.status == 200
+        assert (await warm.read(), warm.headers["ETag"]) == (body, etag)
+        assert warm.headers["X-Render-Window"] == "40,400"
+        assert warm.headers["Content-Type"] == "image/jpeg"
+        assert warm.headers["X-Content-Type-Options"] == "nosniff"
+    assert (archive.reads[sop], archive.lookups[sop]) == (reads, lookups)
+    other = await noctis.client.get(url.replace("40,400", "50,400"), headers=auth)
+    assert other.headers["ETag"] != etag
+    bad = await noctis.client.get(url.replace("40,400", "40,-1"), headers=auth)
+    assert bad.status == 400
+    assert (await noctis.client.get(url.replace("40,400", "40,-1"), headers=auth)).status == 400
 
 
 async def test_frame_endpoint_requires_a_token(
@@ -166,6 +193,31 @@ async def test_tiles_mpr_and_info(
     assert {"brain", "lung", "bone"} <= {p["name"] for p in info["presets"]}
 
 
+async def test_oblique_mpr_over_http(
+    rendering: tuple[Noctis, MemoryArchive, dict[str, str]],
+) -> None:
+    noctis, archive, auth = rendering
+    _, series, _ = first(archive)
+    base = f"/api/render/series/{series}/mpr"
+    good = await noctis.client.get(
+        f"{base}/oblique?orientation=1,0,0,0,0.7071068,-0.7071068&offset=0.5&slab=2&mode=mip",
+        headers=auth,
+    )
+    assert good.status == 200, await good.text()
+    assert good.content_type == "image/jpeg"
+    for bad in (
+        "oblique",
+        "oblique?orientation=1,0,0,0,1",
+        "oblique?orientation=1,0,0,1,0,0",
+        "oblique?orientation=1,0,0,0,1,0&offset=nan",
+        "oblique?orientation=1,0,0,0,1,0&offset=900",
+        "oblique/0",
+    ):
+        response = await noctis.client.get(f"{base}/{bad}", headers=auth)
+        assert response.status == 400, bad
+        assert (await response.json())["error"]["code"] == "invalid_viewport", bad
+
+
 async def test_readers_see_only_their_facilitys_images(
     rendering: tuple[Noctis, MemoryArchive, dict[str, str]],
 ) -> None:
@@ -178,8 +230,12 @@ async def test_readers_see_only_their_facilitys_images(
         f"/api/render/instances/{sop}/info",
         f"/api/render/instances/{sop}/frames/1/tiles/0/0/0",
         f"/api/render/series/{series}/mpr/axial/0",
+        f"/api/render/series/{series}/mpr/oblique?orientation=1,0,0,0,1,0",
         f"/dicom-web/studies/{study}/series/{series}/instances/{sop}/rendered",
         f"/dicom-web/studies/{study}/series/{series}/thumbnail",
+        f"/dicom-web/studies/{study}/series/{series}/rendered",
+        f"/dicom-web/studies/{study}/rendered",
+        f"/dicom-web/studies/{study}/series/{series}/instances/{sop}/frames/1/rendered",
     ]
     for path in paths:
         assert (await noctis.client.get(path, headers=auth)).status == 200, path
@@ -187,3 +243,24 @@ async def test_readers_see_only_their_facilitys_images(
         assert refused.status == 404, path
         assert (await refused.json())["error"]["code"] == "not_found"
         assert (await noctis.client.get(path, headers=anywhere)).status == 200, path
+
+
+async def test_cache_sizes_come_from_the_settings(
+    aiohttp_client: ClientFactory, settings: Settings
+) -> None:
+    """NOCTIS_RENDER_*_CACHE_BYTES reach the service: with no encoded cache, asking twice
+    renders twice; with no decoded cache, each render reads the archive again."""
+    archive = MemoryArchive(ct_series(2, rows=64, cols=64))
+    configured = replace(settings, render_decoded_cache_bytes=0, render_encoded_cache_bytes=0)
+    app = build_app(configured, AppOptions(bootstrap_admin=False))
+    app[RENDER_ARCHIVE] = archive
+    noctis = Noctis(app=app, client=await aiohttp_client(app))
+    auth = {"Authorization": f"Bearer {await noctis.token_for('reader')}"}
+    service = app[RENDER_SERVICE]
+    assert (service.decoded.max_bytes, service.encoded.max_bytes) == (0, 0)
+    _, _, sop = first(archive)
+    for _ in range(2):
+        response = await noctis.client.get(f"/api/render/instances/{sop}/frames/1", headers=auth)
+        assert response.status == 200
+    assert service.renders == 2
+    assert archive.reads[sop] == 2
