@@ -28,6 +28,27 @@ def _open(page: Page, server: LiveServer, study_uid: str) -> None:
     wait_drawn(page)
 
 
+def _two_readers_in_a_study(
+    server: LiveServer, new_context: Callable[[], BrowserContext], name: str
+) -> tuple[str, Page, Page]:
+    """Dr. Alice (page a) and Dr. Bob (page b) signed in and open in a new 5-slice study.
+
+    Returns Alice's username with the two pages.
+    """
+    prefix, _, word = name.partition("^")
+    study = ct_study(f"{prefix}{uuid.uuid4().hex[:6].upper()}^{word}", slices=5, size=SIZE)
+    server.c_store("CT1", study.datasets)
+    alice = server.add_user(TEST_PASSWORD, Role.RADIOLOGIST, "Dr. Alice", OPEN_FACILITY)
+    bob = server.add_user(TEST_PASSWORD, Role.RADIOLOGIST, "Dr. Bob", OPEN_FACILITY)
+    a = new_context().new_page()
+    b = new_context().new_page()
+    sign_in(a, server, alice)
+    sign_in(b, server, bob)
+    _open(a, server, study.study_uid)
+    _open(b, server, study.study_uid)
+    return alice, a, b
+
+
 def test_a_study_sent_by_c_store_appears_on_the_open_worklist(
     server: LiveServer, new_context: Callable[[], BrowserContext]
 ) -> None:
@@ -49,16 +70,7 @@ def test_a_study_sent_by_c_store_appears_on_the_open_worklist(
 def test_two_readers_follow_measure_chat_and_write_one_report(
     server: LiveServer, new_context: Callable[[], BrowserContext]
 ) -> None:
-    study = ct_study(f"PAIR{uuid.uuid4().hex[:6].upper()}^READ", slices=5, size=SIZE)
-    server.c_store("CT1", study.datasets)
-    alice = server.add_user(TEST_PASSWORD, Role.RADIOLOGIST, "Dr. Alice", OPEN_FACILITY)
-    bob = server.add_user(TEST_PASSWORD, Role.RADIOLOGIST, "Dr. Bob", OPEN_FACILITY)
-    a = new_context().new_page()
-    b = new_context().new_page()
-    sign_in(a, server, alice)
-    sign_in(b, server, bob)
-    _open(a, server, study.study_uid)
-    _open(b, server, study.study_uid)
+    alice, a, b = _two_readers_in_a_study(server, new_context, "PAIR^READ")
     expect(a.get_by_test_id("participant")).to_have_count(2)
     expect(b.get_by_test_id("participant")).to_have_count(2)
 
@@ -120,16 +132,7 @@ def test_a_follower_gets_the_presenters_frames_over_the_room(
 ) -> None:
     """While following, the canvas shows the frames the server renders for the presenter's view
     and sends over the room; the follower fetches no frame over HTTP."""
-    study = ct_study(f"ROOM{uuid.uuid4().hex[:6].upper()}^FRAME", slices=5, size=SIZE)
-    server.c_store("CT1", study.datasets)
-    alice = server.add_user(TEST_PASSWORD, Role.RADIOLOGIST, "Dr. Alice", OPEN_FACILITY)
-    bob = server.add_user(TEST_PASSWORD, Role.RADIOLOGIST, "Dr. Bob", OPEN_FACILITY)
-    a = new_context().new_page()
-    b = new_context().new_page()
-    sign_in(a, server, alice)
-    sign_in(b, server, bob)
-    _open(a, server, study.study_uid)
-    _open(b, server, study.study_uid)
+    _, a, b = _two_readers_in_a_study(server, new_context, "ROOM^FRAME")
     expect(b.get_by_test_id("participant")).to_have_count(2)
     a.get_by_test_id("present").click()
     b.get_by_test_id("follow").click()
@@ -170,16 +173,7 @@ def test_a_follower_gets_the_presenters_frames_over_the_room(
 def test_take_control_is_asked_for_and_granted_by_the_presenter(
     server: LiveServer, new_context: Callable[[], BrowserContext]
 ) -> None:
-    study = ct_study(f"CTRL{uuid.uuid4().hex[:6].upper()}^HAND", slices=5, size=SIZE)
-    server.c_store("CT1", study.datasets)
-    alice = server.add_user(TEST_PASSWORD, Role.RADIOLOGIST, "Dr. Alice", OPEN_FACILITY)
-    bob = server.add_user(TEST_PASSWORD, Role.RADIOLOGIST, "Dr. Bob", OPEN_FACILITY)
-    a = new_context().new_page()
-    b = new_context().new_page()
-    sign_in(a, server, alice)
-    sign_in(b, server, bob)
-    _open(a, server, study.study_uid)
-    _open(b, server, study.study_uid)
+    _, a, b = _two_readers_in_a_study(server, new_context, "CTRL^HAND")
     expect(b.get_by_test_id("participant")).to_have_count(2)
     a.get_by_test_id("present").click()
     b.get_by_test_id("follow").click()

@@ -27,6 +27,33 @@ from tests.support.sockets import socket_client
 ROOT = Path(__file__).resolve().parents[2]
 
 
+async def run_import(folder: Path, settings: Settings) -> subprocess.CompletedProcess[str]:
+    """Run the real `noctis import FOLDER` in a child process against the test's store."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("NOCTIS_")},
+        "NOCTIS_MONGO_URL": settings.mongo_url or "",
+        "NOCTIS_MONGO_DB": settings.mongo_db,
+        "NOCTIS_DATA_DIR": str(settings.data_dir),
+    }
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from server.cli import main; sys.exit(main())",
+        "import",
+        str(folder),
+    ]
+    return await asyncio.to_thread(
+        subprocess.run,
+        command,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 async def test_noctis_import_counts_stored_duplicate_rejected(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -38,28 +65,7 @@ async def test_noctis_import_counts_stored_duplicate_rejected(
     (folder / "copy.dcm").write_bytes(series.files()[0])
     (folder / "notes.txt").write_text("not an image")
     (folder / "mr.dcm").write_bytes(sample("MR_small_jp2klossless.dcm"))
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("NOCTIS_")},
-        "NOCTIS_MONGO_URL": settings.mongo_url or "",
-        "NOCTIS_MONGO_DB": settings.mongo_db,
-        "NOCTIS_DATA_DIR": str(settings.data_dir),
-    }
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            "-c",
-            "import sys; from server.cli import main; sys.exit(main())",
-            "import",
-            str(folder),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = await run_import(folder, settings)
     assert result.returncode == 1, result.stderr
     assert "6 files: 4 stored, 1 duplicate, 1 rejected" in result.stdout
     assert "not a DICOM Part 10 file" in result.stdout
@@ -196,12 +202,6 @@ async def test_import_while_serving_reaches_the_uploads_room(
     for index, raw in enumerate(series.files()):
         (folder / f"{index}.dcm").write_bytes(raw)
     (folder / "notes.txt").write_text("not an image")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("NOCTIS_")},
-        "NOCTIS_MONGO_URL": settings.mongo_url or "",
-        "NOCTIS_MONGO_DB": settings.mongo_db,
-        "NOCTIS_DATA_DIR": str(settings.data_dir),
-    }
     seen: list[dict[str, Any]] = []
     closed = asyncio.Event()
 
@@ -213,22 +213,7 @@ async def test_import_while_serving_reaches_the_uploads_room(
     async with socket_client(archive.client, tech) as watcher:
         watcher.on("uploads.event", on_event)
         assert await watcher.call("uploads.join", {}) == {"ok": True, "facility": "main"}
-        result = await asyncio.to_thread(
-            subprocess.run,
-            [
-                sys.executable,
-                "-c",
-                "import sys; from server.cli import main; sys.exit(main())",
-                "import",
-                str(folder),
-            ],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = await run_import(folder, settings)
         assert result.returncode == 1, result.stderr
         await asyncio.wait_for(closed.wait(), 10)
     topics = [e["topic"] for e in seen]
