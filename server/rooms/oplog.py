@@ -1,9 +1,12 @@
 """The per-room operation log: a sequence number per room and every persisted change in order.
 
-The sequence is a counter document per room bumped with ``$inc`` (atomic on every node, and the
-fastest write the embedded store has). An op is stored before it is broadcast, so anything a
-client was sent can be replayed to it after a reconnect. Two writers may store seq 6 before seq 5
-lands; a client that sees a gap asks ``room.sync`` and the replay fills it.
+An op's sequence number is claimed by inserting it: the unique ``(room, seq)`` index lets exactly
+one writer, on any node, store seq N. Each node remembers the last seq it saw per room and tries
+the next; a duplicate key (another node got there first) rereads the room's highest seq and tries
+again. So an op costs one insert, batched with the other ops in flight, instead of a counter
+``$inc`` plus an insert. An op is stored before it is broadcast, so anything a client was sent
+can be replayed to it after a reconnect. Two writers may store seq 6 before seq 5 lands; a client
+that sees a gap asks ``room.sync`` and the replay fills it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
+from server.http.errors import ApiError
+from server.rooms.batched import InsertBatcher
 from server.store.database import Document, IndexSpec, Store
 
 COUNTERS = "room_counters"
@@ -22,6 +28,8 @@ INDEXES = [IndexSpec(OPS, [("room", 1), ("seq", 1)], unique=True)]
 
 # More missed ops than this and a fresh snapshot is cheaper to send (and to apply) than a replay.
 REPLAY_LIMIT = 500
+# Claims lost to other nodes before an append gives up (each loss rereads the room's last seq).
+CLAIM_TRIES = 50
 
 Clock = Callable[[], float]
 
@@ -35,7 +43,7 @@ def worklist_room(facility: str) -> str:
 
 
 class Sequences:
-    """Named counters by ``_id``; shared by the room log and the report update log."""
+    """Named counters by ``_id`` (the report update log numbers its updates with them)."""
 
     def __init__(self, store: Store) -> None:
         self._counters = store[COUNTERS]
@@ -54,29 +62,47 @@ class Sequences:
 class RoomLog:
     def __init__(self, store: Store, clock: Clock = time.time) -> None:
         self._ops = store[OPS]
-        self.sequences = Sequences(store)
+        self._writer = InsertBatcher(self._ops)
         self._clock = clock
         self.replay_limit = REPLAY_LIMIT
+        self._last: dict[str, int] = {}
 
     async def append(
         self, study_uid: str, op_type: str, actor: dict[str, str] | None, data: dict[str, Any]
     ) -> Document:
         room = study_room(study_uid)
-        seq = await self.sequences.next(room)
-        op: Document = {
-            "room": room,
-            "study_uid": study_uid,
-            "seq": seq,
-            "type": op_type,
-            "actor": actor,
-            "at": self._clock(),
-            "data": data,
-        }
-        await self._ops.insert_one(op)
-        return public_op(op)
+        for _ in range(CLAIM_TRIES):
+            op: Document = {
+                "room": room,
+                "study_uid": study_uid,
+                "seq": await self._claim(room),
+                "type": op_type,
+                "actor": actor,
+                "at": self._clock(),
+                "data": data,
+            }
+            try:
+                await self._writer.insert(op)
+            except DuplicateKeyError:
+                self._last.pop(room, None)  # another node stored that seq: reread
+                continue
+            return public_op(op)
+        raise ApiError("conflict", "The room is too busy to record this change; try again.")
+
+    async def _claim(self, room: str) -> int:
+        """The next seq to try: one past the highest this node knows of, read once per room."""
+        if room not in self._last:
+            stored = await self._highest(room)
+            self._last[room] = max(stored, self._last.get(room, 0))
+        self._last[room] += 1
+        return self._last[room]
+
+    async def _highest(self, room: str) -> int:
+        doc = await self._ops.find_one({"room": room}, {"seq": 1}, sort=[("seq", -1)])
+        return int(doc["seq"]) if doc else 0
 
     async def current(self, study_uid: str) -> int:
-        return await self.sequences.current(study_room(study_uid))
+        return await self._highest(study_room(study_uid))
 
     async def since(self, study_uid: str, seq: int) -> tuple[int, list[Document] | None]:
         """The current seq and the ops after ``seq``, or None when a snapshot is due instead."""
