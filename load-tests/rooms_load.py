@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -145,8 +146,12 @@ async def servers(count: int, tmp: Path, redis_url: str | None) -> AsyncIterator
         for proc in procs:
             if proc.process is not None:
                 proc.process.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
+                try:
                     proc.process.wait(15)
+                except subprocess.TimeoutExpired:
+                    # A server still draining connections is not left behind on a shared machine.
+                    proc.process.kill()
+                    proc.process.wait(5)
         store.stop()
 
 
@@ -188,9 +193,34 @@ async def frame_stats(url: str) -> dict[str, int]:
         return stats
 
 
+PROFILE: dict[str, Path] = {}  # --profile: where each scenario's py-spy profiles go
+_profilers: list[subprocess.Popen[bytes]] = []
+
+
 def mark(procs: list[Proc]) -> None:
+    """The load starts: CPU counters from here, and py-spy on the servers with --profile."""
     for proc in procs:
         proc.mark()
+        if "dir" in PROFILE and proc.process is not None:
+            out = PROFILE["dir"] / f"{PROFILE['scenario'].name}-{proc.name}.raw"
+            command = ["py-spy", "record", "-p", str(proc.pid), "-r", "100", "-f", "raw"]
+            _profilers.append(
+                subprocess.Popen(
+                    [*command, "--nonblocking", "-o", str(out)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+
+
+def finish(procs: list[Proc]) -> dict[str, dict[str, float]]:
+    """The load ends: CPU and RSS per process; profilers stop and write their samples."""
+    usage = {p.name: p.usage() for p in procs}
+    while _profilers:
+        profiler = _profilers.pop()
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(30)
+    return usage
 
 
 def study(n: int) -> str:
@@ -281,7 +311,7 @@ async def scenario_follow(
         await presenter.emit("presence.update", {"study_uid": uid, "viewport": viewport})
         await asyncio.sleep(max(0.0, start + (tick + 1) / fps - time.perf_counter()))
     elapsed = time.perf_counter() - start
-    usage = {p.name: p.usage() for p in procs}
+    usage = finish(procs)
     await asyncio.sleep(2.0)
     after = await frame_stats(url)
     for sio in clients:
@@ -407,7 +437,7 @@ async def scenario_edits(
     start = time.perf_counter()
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
-    usage = {p.name: p.usage() for p in procs}
+    usage = finish(procs)
     await asyncio.sleep(2.0)
 
     # Every reader must hold every seq of its room: live, or by resync after the fact.
@@ -463,6 +493,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for name in scenarios:
             path = Path(tmp) / name
             path.mkdir()
+            if args.profile:
+                PROFILE.update({"dir": args.out, "scenario": Path(name)})
             redis = redis_server() if name == "4" else contextlib.nullcontext(None)
             with redis as redis_url:
                 async with servers(2 if name == "4" else 1, path, redis_url) as procs:
@@ -525,12 +557,17 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load")
     parser.add_argument("--rate", type=float, default=1.0, help="edits/s per reader (2-4)")
     parser.add_argument("--followers", type=int, default=49, help="scenario 1 (max 200)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy record each server during the load (py-spy on PATH); raw stacks in --out",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "load-tests/results")
     args = parser.parse_args()
     args.duration = min(args.duration, MAX_DURATION_S)
     args.followers = min(args.followers, 200)
-    results = asyncio.run(run(args))
     args.out.mkdir(parents=True, exist_ok=True)
+    results = asyncio.run(run(args))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     clean = {n: {k: v for k, v in r.items() if not k.startswith("_")} for n, r in results.items()}
     (args.out / f"rooms-{stamp}.json").write_text(json.dumps(clean, indent=2))

@@ -14,6 +14,7 @@ go straight to the viewer's own connection on this node, never through the inter
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from collections import OrderedDict
@@ -74,7 +75,13 @@ class FrameRequest:
 
     def key(self) -> str:
         """The same on every node, so clients can tell identical frames apart from new ones."""
-        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
+        return _key(self)
+
+
+@functools.lru_cache(maxsize=RECENT_FRAMES * 4)
+def _key(request: FrameRequest) -> str:
+    # Asked once per follower per frame: fifty followers share one hash.
+    return hashlib.sha256(repr(request).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

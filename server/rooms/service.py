@@ -31,6 +31,7 @@ from server.rooms.chat import TAIL, Chat, direct_conversation, study_conversatio
 from server.rooms.frames import FrameRelay, FrameRequest
 from server.rooms.oplog import Clock, RoomLog, study_room, worklist_room
 from server.rooms.presence import Member, Presence, colour_for
+from server.rooms.presenters import Presenters
 from server.rooms.report import EMPTY_UPDATE, ReportDrafts, decode_message, encode
 from server.store.database import Document, IndexSpec, Store
 
@@ -66,6 +67,7 @@ class Rooms:
     def __post_init__(self) -> None:
         self.log = RoomLog(self.store, self.clock)
         self._rooms = self.store[ROOMS]
+        self.presenters = Presenters(self._rooms)
 
     # -- membership -----------------------------------------------------------------------
 
@@ -174,6 +176,8 @@ class Rooms:
     ) -> Document:
         """Persist first, then send: the op reaches clients only once it can be replayed."""
         op = await self.log.append(study_uid, op_type, who, data)
+        if op_type == "presenter.changed":
+            self.presenters.changed(study_uid, data["presenter"])
         await self.channel.send("room.op", op, room=study_room(study_uid))
         return op
 
@@ -304,8 +308,7 @@ class Rooms:
         self.presence.update(member, viewport=viewport, cursor=payload.get("cursor", False))
         if viewport is None:
             return
-        room = await self._rooms.find_one({"_id": study_uid}, {"presenter": 1})
-        presenter = room.get("presenter") if room else None
+        presenter = await self.presenters.of(study_uid)
         presenting = bool(presenter and presenter["user_id"] == member.user_id)
         if payload.get("render", True) or presenting:
             request = FrameRequest.from_viewport(study_uid, viewport)
