@@ -470,7 +470,7 @@ export interface EventPayloads {
     content_type: string;
     width?: number;
     height?: number;
-    quality?: "interactive" | "final";
+    quality: "interactive" | "final";
     viewport: RoomsViewport;
     [key: string]: unknown;
   };
