@@ -95,6 +95,14 @@ def register_handlers(events: EventRouter, current: Callable[[], Rooms]) -> None
     async def follow(principal: Principal, sid: str, payload: Any) -> None:
         current().follow(sid, payload["study_uid"], payload["following"])
 
+    @events.on("sync.link")
+    async def link(principal: Principal, sid: str, payload: Any) -> Ack:
+        return await current().sync_link(principal, sid, payload["study_uid"], payload["series"])
+
+    @events.on("sync.unlink")
+    async def unlink(principal: Principal, sid: str, payload: Any) -> Ack:
+        return await current().sync_unlink(principal, sid, payload["study_uid"], payload["id"])
+
     @events.on("report.sync")
     async def report(principal: Principal, sid: str, payload: Any) -> Ack:
         return await current().report_sync(principal, sid, payload["study_uid"], payload["message"])

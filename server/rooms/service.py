@@ -33,6 +33,8 @@ from server.rooms.oplog import Clock, RoomLog, study_room, worklist_room
 from server.rooms.presence import Member, Presence, colour_for
 from server.rooms.presenters import Presenters
 from server.rooms.report import EMPTY_UPDATE, ReportDrafts, decode_message, encode
+from server.rooms.slices import Slice, StoreSlices
+from server.rooms.sync import SyncLinks
 from server.store.database import Document, IndexSpec, Store
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ class Rooms:
         self.log = RoomLog(self.store, self.clock)
         self._rooms = self.store[ROOMS]
         self.presenters = Presenters(self._rooms)
+        self.sync = SyncLinks(self.store, StoreSlices(self.store), self.clock)
 
     # -- membership -----------------------------------------------------------------------
 
@@ -169,6 +172,7 @@ class Rooms:
             "chat": list(reversed(chat)),
             "report": await self.reports.state(study_uid),
             "alerts": await self.alerts.open_for_study(study_uid),
+            "sync_links": await self.sync.for_study(study_uid),
         }
 
     async def broadcast(
@@ -308,6 +312,7 @@ class Rooms:
         self.presence.update(member, viewport=viewport, cursor=payload.get("cursor", False))
         if viewport is None:
             return
+        await self._sync_scroll(sid, study_uid, viewport)
         presenter = await self.presenters.of(study_uid)
         presenting = bool(presenter and presenter["user_id"] == member.user_id)
         if payload.get("render", True) or presenting:
@@ -330,6 +335,43 @@ class Rooms:
                 },
                 room=study_room(study_uid),
                 skip_sid=sid,
+            )
+
+    # -- synchronised scrolling -----------------------------------------------------------
+
+    async def sync_link(
+        self, principal: Principal, sid: str, study_uid: str, series: list[str]
+    ) -> dict[str, Any]:
+        self.member(sid, study_uid)
+        link = await self.sync.link(study_uid, series, actor(principal))
+        op = await self.broadcast(study_uid, "sync.linked", actor(principal), link)
+        return {"seq": op["seq"], "link": link}
+
+    async def sync_unlink(
+        self, principal: Principal, sid: str, study_uid: str, link_id: str
+    ) -> dict[str, Any]:
+        self.member(sid, study_uid)
+        link = await self.sync.unlink(study_uid, link_id)
+        op = await self.broadcast(study_uid, "sync.unlinked", actor(principal), link)
+        return {"seq": op["seq"]}
+
+    async def _sync_scroll(self, sid: str, study_uid: str, viewport: dict[str, Any]) -> None:
+        """Tell the member who scrolled a linked series where the other series' slice is."""
+        try:
+            targets = await self.sync.targets(study_uid, viewport)
+        except ApiError:
+            return  # a linked series lost its images: nothing to scroll to
+        for found in targets:
+            await self.channel.send_local(
+                "sync.scroll",
+                {
+                    "study_uid": study_uid,
+                    "link_id": found.link_id,
+                    "from": _place(viewport["series_uid"], found.source),
+                    "to": _place(found.target_series, found.target),
+                    "distance_mm": round(found.distance_mm, 3),
+                },
+                sid=sid,
             )
 
     def render(self, sid: str, study_uid: str, viewport: dict[str, Any]) -> None:
@@ -472,3 +514,7 @@ class Rooms:
             facility=principal.facility,
             details=details,
         )
+
+
+def _place(series_uid: str, where: Slice) -> dict[str, Any]:
+    return {"series_uid": series_uid, "instance_uid": where.instance_uid, "frame": where.frame}

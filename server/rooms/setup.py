@@ -20,7 +20,7 @@ from aiohttp import web
 from server.appkeys import HUB, STORE
 from server.auth.guard import AUTH_SERVICE
 from server.http.render_routes import RENDER_SERVICE
-from server.rooms import access, alerts, chat, oplog, presence, report
+from server.rooms import access, alerts, chat, oplog, presence, report, sync
 from server.rooms import annotations as annotation_store
 from server.rooms.access import Invitations, StoreStudyDirectory, StudyAccess, StudyDirectory
 from server.rooms.alerts import Alerts
@@ -53,6 +53,7 @@ INDEXES: list[IndexSpec] = [
     *chat.INDEXES,
     *report.INDEXES,
     *alerts.INDEXES,
+    *sync.INDEXES,
 ]
 
 # A connection this far behind is cut off: engine.io queues and the transport buffers without bound.

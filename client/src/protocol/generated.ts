@@ -186,7 +186,7 @@ export type RoomsParticipant = {
 export type RoomsOp = {
   study_uid: RoomsStudyUid;
   seq: number;
-  type: "annotation.created" | "annotation.updated" | "annotation.deleted" | "chat.message" | "chat.edited" | "chat.deleted" | "presenter.changed" | "alert.changed";
+  type: "annotation.created" | "annotation.updated" | "annotation.deleted" | "chat.message" | "chat.edited" | "chat.deleted" | "presenter.changed" | "alert.changed" | "sync.linked" | "sync.unlinked";
   actor: (RoomsActor) | (null);
   at: number;
   data: {
@@ -203,6 +203,7 @@ export type RoomsSnapshot = {
   chat: Array<ChatMessage>;
   report: ReportState;
   alerts: Array<AlertsAlert>;
+  sync_links?: Array<SyncLink>;
   [key: string]: unknown;
 };
 
@@ -214,6 +215,22 @@ export type RoomsResync = {
   snapshot?: RoomsSnapshot;
   node?: string;
   [key: string]: unknown;
+};
+
+export type SyncLinkId = string;
+
+export type SyncLink = {
+  id: SyncLinkId;
+  study_uid: RoomsStudyUid;
+  series: Array<DefsUid>;
+  by: RoomsActor;
+  at: number;
+};
+
+export type SyncPlace = {
+  series_uid: DefsUid;
+  instance_uid: DefsUid;
+  frame: number;
 };
 
 export type UploadsTopic = "dicom.association.opened" | "dicom.instance.stored" | "dicom.instance.failed" | "dicom.association.closed" | "dicom.study.stable" | "dicom.mpps.updated";
@@ -555,6 +572,21 @@ export interface EventPayloads {
     by: string;
     at: string;
   };
+  "sync.link": {
+    study_uid: RoomsStudyUid;
+    series: Array<DefsUid>;
+  };
+  "sync.scroll": {
+    study_uid: RoomsStudyUid;
+    link_id: SyncLinkId;
+    from: SyncPlace;
+    to: SyncPlace;
+    distance_mm: number;
+  };
+  "sync.unlink": {
+    study_uid: RoomsStudyUid;
+    id: SyncLinkId;
+  };
   "uploads.event": {
     topic: UploadsTopic;
     facility: string;
@@ -626,6 +658,17 @@ export interface EventAcks {
     invited: string;
     [key: string]: unknown;
   };
+  "sync.link": {
+    ok: true;
+    seq: RoomsSeq;
+    link: SyncLink;
+    [key: string]: unknown;
+  };
+  "sync.unlink": {
+    ok: true;
+    seq: RoomsSeq;
+    [key: string]: unknown;
+  };
   "uploads.join": {
     ok: true;
     facility: string;
@@ -642,11 +685,11 @@ export interface EventAcks {
   };
 }
 
-export type ClientEventName = "alert.acknowledge" | "alert.escalate" | "alert.resolve" | "annotation.create" | "annotation.delete" | "annotation.history" | "annotation.undo" | "annotation.update" | "chat.delete" | "chat.edit" | "chat.history" | "chat.send" | "chat.typing" | "connect" | "follow.handover" | "follow.present" | "follow.set" | "follow.stop" | "presence.update" | "report.sync" | "room.join" | "room.leave" | "room.sync" | "session.renew" | "study.invite" | "uploads.join" | "uploads.leave" | "viewport.render" | "worklist.join";
+export type ClientEventName = "alert.acknowledge" | "alert.escalate" | "alert.resolve" | "annotation.create" | "annotation.delete" | "annotation.history" | "annotation.undo" | "annotation.update" | "chat.delete" | "chat.edit" | "chat.history" | "chat.send" | "chat.typing" | "connect" | "follow.handover" | "follow.present" | "follow.set" | "follow.stop" | "presence.update" | "report.sync" | "room.join" | "room.leave" | "room.sync" | "session.renew" | "study.invite" | "sync.link" | "sync.unlink" | "uploads.join" | "uploads.leave" | "viewport.render" | "worklist.join";
 
-export type ServerEventName = "ai.finding.created" | "alert" | "chat.direct" | "chat.mention" | "connect_error" | "follow.viewport" | "frame" | "frame.error" | "notification.created" | "report.signed" | "report.sync" | "room.op" | "room.presence" | "session.expired" | "study.invitation" | "study.status_changed" | "uploads.event" | "worklist.changed";
+export type ServerEventName = "ai.finding.created" | "alert" | "chat.direct" | "chat.mention" | "connect_error" | "follow.viewport" | "frame" | "frame.error" | "notification.created" | "report.signed" | "report.sync" | "room.op" | "room.presence" | "session.expired" | "study.invitation" | "study.status_changed" | "sync.scroll" | "uploads.event" | "worklist.changed";
 
-export const VOLATILE_EVENTS = ["chat.typing","follow.viewport","frame","frame.error","presence.update","room.presence","viewport.render"] as const;
+export const VOLATILE_EVENTS = ["chat.typing","follow.viewport","frame","frame.error","presence.update","room.presence","sync.scroll","viewport.render"] as const;
 
 export interface RequestBodies {
   "ai.engines.create": {
