@@ -468,6 +468,18 @@ class Rooms:
             )
         return {"messages": [encode(reply) for reply in result.replies]}
 
+    async def on_report_signed(self, event: DomainEvent) -> None:
+        """Hub subscriber for the workflow's report.signed: the signed draft stops changing.
+
+        Only the first signature freezes; an addendum carries its own text and changes
+        nothing here."""
+        study_uid = event.data.get("study_uid")
+        if event.data.get("kind") != "report" or not isinstance(study_uid, str):
+            return
+        mark = await self.reports.freeze(study_uid, event.data)
+        if mark is not None:
+            await self.broadcast(study_uid, "report.frozen", None, mark)
+
     # -- alerts ---------------------------------------------------------------------------
 
     async def on_alert_event(self, event: DomainEvent) -> None:

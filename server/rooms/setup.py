@@ -56,6 +56,9 @@ INDEXES: list[IndexSpec] = [
     *sync.INDEXES,
 ]
 
+# The workflow's topic (server.workflow.events): the rooms hear it on the hub, never import it.
+REPORT_SIGNED = "report.signed"
+
 # A connection this far behind is cut off: engine.io queues and the transport buffers without bound.
 STALLED_PACKETS = 500
 STALLED_BYTES = 4 << 20
@@ -117,6 +120,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     unsubscribe = [
         hub.subscribe(alerts.RAISED, rooms.on_alert_event),
         hub.subscribe(alerts.UPDATED, rooms.on_alert_event),
+        hub.subscribe(REPORT_SIGNED, rooms.on_report_signed),
     ]
     watchdog = asyncio.get_running_loop().create_task(_cut_off_stalled(sio))
     async with rooms.presence.running():

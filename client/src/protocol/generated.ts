@@ -132,7 +132,16 @@ export type ReportMessage = string;
 export type ReportState = {
   state_vector: string;
   updates: number;
+  frozen?: (ReportFrozen) | (null);
   [key: string]: unknown;
+};
+
+export type ReportFrozen = {
+  study_uid: RoomsStudyUid;
+  version: number;
+  signer: string;
+  signed_at: string;
+  at: number;
 };
 
 export type RoomsStudyUid = DefsUid;
@@ -186,7 +195,7 @@ export type RoomsParticipant = {
 export type RoomsOp = {
   study_uid: RoomsStudyUid;
   seq: number;
-  type: "annotation.created" | "annotation.updated" | "annotation.deleted" | "chat.message" | "chat.edited" | "chat.deleted" | "presenter.changed" | "alert.changed" | "sync.linked" | "sync.unlinked";
+  type: "annotation.created" | "annotation.updated" | "annotation.deleted" | "chat.message" | "chat.edited" | "chat.deleted" | "presenter.changed" | "alert.changed" | "sync.linked" | "sync.unlinked" | "report.frozen";
   actor: (RoomsActor) | (null);
   at: number;
   data: {
@@ -381,9 +390,9 @@ export type WorkflowFinding = {
   };
 };
 
-export type ErrorCode = "bad_request" | "invalid_json" | "validation_failed" | "payload_too_large" | "unsupported_media_type" | "auth_required" | "invalid_token" | "token_expired" | "invalid_credentials" | "refresh_token_reused" | "account_disabled" | "account_locked" | "forbidden" | "not_found" | "method_not_allowed" | "not_acceptable" | "conflict" | "stale_version" | "weak_password" | "rate_limited" | "unknown_event" | "frame_out_of_range" | "invalid_window" | "invalid_canvas" | "invalid_viewport" | "invalid_tile" | "invalid_quality" | "invalid_measurement" | "undecodable" | "unsupported" | "too_large" | "not_a_volume" | "superseded" | "internal_error" | "service_unavailable" | "invalid_transition" | "already_claimed" | "claim_required" | "invalid_api_key" | "unknown_study";
+export type ErrorCode = "bad_request" | "invalid_json" | "validation_failed" | "payload_too_large" | "unsupported_media_type" | "auth_required" | "invalid_token" | "token_expired" | "invalid_credentials" | "refresh_token_reused" | "account_disabled" | "account_locked" | "forbidden" | "not_found" | "method_not_allowed" | "not_acceptable" | "conflict" | "stale_version" | "report_frozen" | "weak_password" | "rate_limited" | "unknown_event" | "frame_out_of_range" | "invalid_window" | "invalid_canvas" | "invalid_viewport" | "invalid_tile" | "invalid_quality" | "invalid_measurement" | "undecodable" | "unsupported" | "too_large" | "not_a_volume" | "superseded" | "internal_error" | "service_unavailable" | "invalid_transition" | "already_claimed" | "claim_required" | "invalid_api_key" | "unknown_study";
 
-export const ERROR_CODES = ["bad_request","invalid_json","validation_failed","payload_too_large","unsupported_media_type","auth_required","invalid_token","token_expired","invalid_credentials","refresh_token_reused","account_disabled","account_locked","forbidden","not_found","method_not_allowed","not_acceptable","conflict","stale_version","weak_password","rate_limited","unknown_event","frame_out_of_range","invalid_window","invalid_canvas","invalid_viewport","invalid_tile","invalid_quality","invalid_measurement","undecodable","unsupported","too_large","not_a_volume","superseded","internal_error","service_unavailable","invalid_transition","already_claimed","claim_required","invalid_api_key","unknown_study"] as const;
+export const ERROR_CODES = ["bad_request","invalid_json","validation_failed","payload_too_large","unsupported_media_type","auth_required","invalid_token","token_expired","invalid_credentials","refresh_token_reused","account_disabled","account_locked","forbidden","not_found","method_not_allowed","not_acceptable","conflict","stale_version","report_frozen","weak_password","rate_limited","unknown_event","frame_out_of_range","invalid_window","invalid_canvas","invalid_viewport","invalid_tile","invalid_quality","invalid_measurement","undecodable","unsupported","too_large","not_a_volume","superseded","internal_error","service_unavailable","invalid_transition","already_claimed","claim_required","invalid_api_key","unknown_study"] as const;
 
 export interface EventPayloads {
   "ai.finding.created": {
