@@ -67,6 +67,10 @@ def register_handlers(events: EventRouter, current: Callable[[], Rooms]) -> None
     async def chat_history(principal: Principal, sid: str, payload: Any) -> Ack:
         return await current().chat_history(principal, sid, payload)
 
+    @events.on("chat.direct.sync")
+    async def direct_sync(principal: Principal, sid: str, payload: Any) -> Ack:
+        return await current().direct_resync(principal, payload["since"])
+
     @events.on("chat.typing")
     async def typing(principal: Principal, sid: str, payload: Any) -> None:
         current().typing(sid, payload["study_uid"], payload["typing"])

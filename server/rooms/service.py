@@ -28,6 +28,7 @@ from server.rooms.alerts import Alerts
 from server.rooms.annotations import Annotations, actor
 from server.rooms.channel import Channel
 from server.rooms.chat import TAIL, Chat, direct_conversation, study_conversation
+from server.rooms.direct import DirectInbox
 from server.rooms.frames import FrameRelay, FrameRequest
 from server.rooms.oplog import Clock, RoomLog, study_room, worklist_room
 from server.rooms.presence import Member, Presence, colour_for
@@ -71,6 +72,7 @@ class Rooms:
         self._rooms = self.store[ROOMS]
         self.presenters = Presenters(self._rooms)
         self.sync = SyncLinks(self.store, StoreSlices(self.store), self.clock)
+        self.inbox = DirectInbox(self.store, self.clock)
 
     # -- membership -----------------------------------------------------------------------
 
@@ -299,9 +301,14 @@ class Rooms:
         return {"messages": messages, "more": more}
 
     async def _direct(self, message: Document) -> None:
+        """Each participant's copy carries the next seq of their own stream (stored first)."""
         author, to_user = message["author"]["user_id"], message["to_user"]
-        for user_id in {author, to_user}:
-            await self.channel.send("chat.direct", message, room=user_room(user_id))
+        for user_id in sorted({author, to_user}):
+            sequenced = await self.inbox.append(user_id, message)
+            await self.channel.send("chat.direct", sequenced, room=user_room(user_id))
+
+    async def direct_resync(self, principal: Principal, since: int) -> dict[str, Any]:
+        return await self.inbox.since(principal.user_id, since)
 
     # -- presence and follow --------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from server.appkeys import HUB, STORE
 from server.auth.guard import AUTH_SERVICE
 from server.http.render_routes import RENDER_SERVICE
-from server.rooms import access, alerts, chat, oplog, presence, report, sync
+from server.rooms import access, alerts, chat, direct, oplog, presence, report, sync
 from server.rooms import annotations as annotation_store
 from server.rooms.access import Invitations, StoreStudyDirectory, StudyAccess, StudyDirectory
 from server.rooms.alerts import Alerts
@@ -54,6 +54,7 @@ INDEXES: list[IndexSpec] = [
     *report.INDEXES,
     *alerts.INDEXES,
     *sync.INDEXES,
+    *direct.INDEXES,
 ]
 
 # The workflow's topic (server.workflow.events): the rooms hear it on the hub, never import it.

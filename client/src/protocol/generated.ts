@@ -119,6 +119,11 @@ export type ChatMessage = {
   [key: string]: unknown;
 };
 
+export type ChatDirect = (ChatMessage) & ({
+  seq: number;
+  [key: string]: unknown;
+});
+
 export type ChatMessageAck = {
   ok: true;
   message: ChatMessage;
@@ -436,7 +441,10 @@ export interface EventPayloads {
   "chat.delete": {
     id: string;
   };
-  "chat.direct": ChatMessage;
+  "chat.direct": ChatDirect;
+  "chat.direct.sync": {
+    since: number;
+  };
   "chat.edit": {
     id: string;
     text: ChatText;
@@ -642,6 +650,13 @@ export interface EventAcks {
   "annotation.undo": AnnotationsAnnotationAck;
   "annotation.update": AnnotationsAnnotationAck;
   "chat.delete": ChatMessageAck;
+  "chat.direct.sync": {
+    ok: true;
+    seq: number;
+    messages: Array<ChatDirect>;
+    complete: boolean;
+    [key: string]: unknown;
+  };
   "chat.edit": ChatMessageAck;
   "chat.history": {
     ok: true;
@@ -694,7 +709,7 @@ export interface EventAcks {
   };
 }
 
-export type ClientEventName = "alert.acknowledge" | "alert.escalate" | "alert.resolve" | "annotation.create" | "annotation.delete" | "annotation.history" | "annotation.undo" | "annotation.update" | "chat.delete" | "chat.edit" | "chat.history" | "chat.send" | "chat.typing" | "connect" | "follow.handover" | "follow.present" | "follow.set" | "follow.stop" | "presence.update" | "report.sync" | "room.join" | "room.leave" | "room.sync" | "session.renew" | "study.invite" | "sync.link" | "sync.unlink" | "uploads.join" | "uploads.leave" | "viewport.render" | "worklist.join";
+export type ClientEventName = "alert.acknowledge" | "alert.escalate" | "alert.resolve" | "annotation.create" | "annotation.delete" | "annotation.history" | "annotation.undo" | "annotation.update" | "chat.delete" | "chat.direct.sync" | "chat.edit" | "chat.history" | "chat.send" | "chat.typing" | "connect" | "follow.handover" | "follow.present" | "follow.set" | "follow.stop" | "presence.update" | "report.sync" | "room.join" | "room.leave" | "room.sync" | "session.renew" | "study.invite" | "sync.link" | "sync.unlink" | "uploads.join" | "uploads.leave" | "viewport.render" | "worklist.join";
 
 export type ServerEventName = "ai.finding.created" | "alert" | "chat.direct" | "chat.mention" | "connect_error" | "follow.viewport" | "frame" | "frame.error" | "notification.created" | "report.signed" | "report.sync" | "room.op" | "room.presence" | "session.expired" | "study.invitation" | "study.status_changed" | "sync.scroll" | "uploads.event" | "worklist.changed";
 
