@@ -270,7 +270,8 @@ async def scenario_follow(
     await presenter.call("follow.present", {"study_uid": uid}, timeout=20)
 
     def on_presenter_frame(meta: dict[str, Any], data: bytes) -> None:
-        presenter_frames.append(now() - sent[meta["viewport"]["frame"]])
+        if meta.get("quality") != "final":
+            presenter_frames.append(now() - sent[meta["viewport"]["frame"]])
 
     presenter.on("frame", on_presenter_frame)
     shares = [followers // workers + (1 if n < followers % workers else 0) for n in range(workers)]
@@ -315,6 +316,7 @@ async def scenario_follow(
     after = await frame_stats(url)
     latencies: list[float] = []
     per_follower: list[int] = []
+    final_frames = 0
     for child in spawned:
         assert child.stdin is not None
         assert child.stdout is not None
@@ -322,6 +324,7 @@ async def scenario_follow(
         await child.stdin.drain()
         report = json.loads(await asyncio.wait_for(child.stdout.readline(), 60))
         await child.wait()
+        final_frames += report["finals"]
         for received in report["received"]:
             latencies += [stamp - sent[tick] for tick, stamp in received if tick in sent]
             per_follower.append(len(received))
@@ -338,6 +341,7 @@ async def scenario_follow(
         "frames_expected_total": ticks * followers,
         "frames_per_follower_min": min(per_follower, default=0),
         "frames_per_follower_median": statistics.median(per_follower or [0]),
+        "final_quality_frames_after_rest": final_frames,
         "follower_processes": len(spawned),
         "relay": {k: after[k] - before[k] for k in after},
         "baseline_noop_round_trip": base,
@@ -351,6 +355,7 @@ async def follower_worker(spec: dict[str, Any]) -> None:
     (tick, arrival) per frame until told to stop on stdin, then print them as one JSON line."""
     url, uid = spec["url"], spec["study"]
     received: list[list[tuple[int, float]]] = []
+    finals = [0]
     clients = []
     for n in range(spec["count"]):
         sio = await connect(url, spec["tokens"][(spec["first"] + n) % len(spec["tokens"])])
@@ -369,7 +374,11 @@ async def follower_worker(spec: dict[str, Any]) -> None:
         def on_frame(
             meta: dict[str, Any], data: bytes, mine: list[tuple[int, float]] = mine
         ) -> None:
-            mine.append((meta["viewport"]["frame"], now()))
+            # Final-quality frames come once the view rests: counted, not timed as scrolling.
+            if meta.get("quality") == "final":
+                finals[0] += 1
+            else:
+                mine.append((meta["viewport"]["frame"], now()))
 
         sio.on("follow.viewport", follow)
         sio.on("frame", on_frame)
@@ -380,7 +389,7 @@ async def follower_worker(spec: dict[str, Any]) -> None:
     await loop.run_in_executor(None, sys.stdin.readline)
     for sio in clients:
         await sio.disconnect()
-    print(json.dumps({"received": received}), flush=True)
+    print(json.dumps({"received": received, "finals": finals[0]}), flush=True)
 
 
 def now() -> float:
