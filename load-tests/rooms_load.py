@@ -344,6 +344,7 @@ async def scenario_follow(
         "final_quality_frames_after_rest": final_frames,
         "follower_processes": len(spawned),
         "relay": {k: after[k] - before[k] for k in after},
+        "cpu_ms_per_frame_sent": cpu_ms_per(usage, elapsed, after["sent"] - before["sent"]),
         "baseline_noop_round_trip": base,
         "processes": usage,
         "_samples": latencies,
@@ -390,6 +391,15 @@ async def follower_worker(spec: dict[str, Any]) -> None:
     for sio in clients:
         await sio.disconnect()
     print(json.dumps({"received": received, "finals": finals[0]}), flush=True)
+
+
+def cpu_ms_per(usage: dict[str, dict[str, float]], elapsed: float, count: int) -> dict[str, float]:
+    """CPU each process spent per operation: comparable across runs on a busy machine, where
+    latencies are not (they include waiting for a core)."""
+    return {
+        name: round(u["cpu_percent_of_one_core"] / 100 * elapsed * 1000 / max(count, 1), 3)
+        for name, u in usage.items()
+    }
 
 
 def now() -> float:
@@ -526,6 +536,7 @@ async def scenario_edits(
         "edits_acked": acked,
         "edit_errors": dict(errors),
         "edits_per_s": round(acked / elapsed, 1),
+        "cpu_ms_per_edit": cpu_ms_per(usage, elapsed, acked),
         "ops_in_store": room_ops,
         "ack_latency": percentiles(acks),
         "fanout_latency": percentiles(fanout),

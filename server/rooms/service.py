@@ -319,7 +319,6 @@ class Rooms:
         self.presence.update(member, viewport=viewport, cursor=payload.get("cursor", False))
         if viewport is None:
             return
-        await self._sync_scroll(sid, study_uid, viewport)
         presenter = await self.presenters.of(study_uid)
         presenting = bool(presenter and presenter["user_id"] == member.user_id)
         if payload.get("render", True) or presenting:
@@ -343,6 +342,7 @@ class Rooms:
                 room=study_room(study_uid),
                 skip_sid=sid,
             )
+        await self._sync_scroll(sid, study_uid, viewport)
 
     # -- synchronised scrolling -----------------------------------------------------------
 
