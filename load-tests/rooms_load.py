@@ -265,13 +265,16 @@ async def scenario_follow(
     presenter = await connect(url, keys[0])
     sent: dict[int, float] = {}
     presenter_frames: list[float] = []
+    presented: set[int] = set()
     uid = study(0)
     await presenter.call("room.join", {"study_uid": uid}, timeout=20)
     await presenter.call("follow.present", {"study_uid": uid}, timeout=20)
 
     def on_presenter_frame(meta: dict[str, Any], data: bytes) -> None:
-        if meta.get("quality") != "final":
-            presenter_frames.append(now() - sent[meta["viewport"]["frame"]])
+        tick = meta["viewport"]["frame"]
+        if meta.get("quality") != "final" or tick not in presented:
+            presented.add(tick)
+            presenter_frames.append(now() - sent[tick])
 
     presenter.on("frame", on_presenter_frame)
     shares = [followers // workers + (1 if n < followers % workers else 0) for n in range(workers)]
@@ -283,6 +286,7 @@ async def scenario_follow(
             json.dumps({"url": url, "tokens": keys[1:], "study": uid, "count": count, "first": f}),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            limit=REPORT_LIMIT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         for count, f in zip(shares, [sum(shares[:n]) for n in range(workers)], strict=True)
@@ -361,6 +365,7 @@ async def follower_worker(spec: dict[str, Any]) -> None:
     for n in range(spec["count"]):
         sio = await connect(url, spec["tokens"][(spec["first"] + n) % len(spec["tokens"])])
         mine: list[tuple[int, float]] = []
+        shown: set[int] = set()
         received.append(mine)
         node: dict[str, str] = {}
 
@@ -373,13 +378,19 @@ async def follower_worker(spec: dict[str, Any]) -> None:
                 )
 
         def on_frame(
-            meta: dict[str, Any], data: bytes, mine: list[tuple[int, float]] = mine
+            meta: dict[str, Any],
+            data: bytes,
+            mine: list[tuple[int, float]] = mine,
+            shown: set[int] = shown,
         ) -> None:
-            # Final-quality frames come once the view rests: counted, not timed as scrolling.
-            if meta.get("quality") == "final":
+            # A final-quality frame of a view already shown comes once the view rests: counted,
+            # not timed as scrolling (a server without interactive frames sends only finals).
+            tick = meta["viewport"]["frame"]
+            if meta.get("quality") == "final" and tick in shown:
                 finals[0] += 1
             else:
-                mine.append((meta["viewport"]["frame"], now()))
+                shown.add(tick)
+                mine.append((tick, now()))
 
         sio.on("follow.viewport", follow)
         sio.on("frame", on_frame)
@@ -400,6 +411,9 @@ def cpu_ms_per(usage: dict[str, dict[str, float]], elapsed: float, count: int) -
         name: round(u["cpu_percent_of_one_core"] / 100 * elapsed * 1000 / max(count, 1), 3)
         for name, u in usage.items()
     }
+
+
+REPORT_LIMIT = 64 << 20  # a worker's one-line JSON report: ~30 bytes per frame received
 
 
 def now() -> float:
