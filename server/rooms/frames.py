@@ -118,6 +118,8 @@ class _Lane:
     pending: tuple[FrameRequest, dict[str, Any]] | None = None
     window: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WINDOW))
     settle: asyncio.TimerHandle | None = None
+    moved_at: float = 0.0
+    latest: tuple[FrameRequest, dict[str, Any]] | None = None
 
     def take(self) -> tuple[FrameRequest, dict[str, Any]] | None:
         pending, self.pending = self.pending, None
@@ -157,19 +159,26 @@ class FrameRelay:
         if request.quality != INTERACTIVE:
             request = replace(request, quality=INTERACTIVE)
         if self.settle_s is not None:
-            if lane.settle is not None:
-                lane.settle.cancel()
-            lane.settle = asyncio.get_running_loop().call_later(
-                self.settle_s, self._settled, sid, lane, request, viewport
-            )
+            loop = asyncio.get_running_loop()
+            lane.moved_at = loop.time()
+            lane.latest = (request, viewport)
+            if lane.settle is None:
+                # One timer per lane, pushed back when it fires early: a follower scrolled at
+                # 30 frames a second costs a few timer wake-ups a second, not one per frame.
+                lane.settle = loop.call_later(self.settle_s, self._settled, sid, lane)
         self._enqueue(sid, lane, request, viewport)
 
-    def _settled(
-        self, sid: str, lane: _Lane, request: FrameRequest, viewport: dict[str, Any]
-    ) -> None:
+    def _settled(self, sid: str, lane: _Lane) -> None:
         lane.settle = None
-        if self._lanes.get(sid) is lane:
-            self._enqueue(sid, lane, replace(request, quality=FINAL), viewport)
+        if self._lanes.get(sid) is not lane or lane.latest is None or self.settle_s is None:
+            return
+        loop = asyncio.get_running_loop()
+        quiet = loop.time() - lane.moved_at
+        if quiet < self.settle_s:
+            lane.settle = loop.call_later(self.settle_s - quiet, self._settled, sid, lane)
+            return
+        (request, viewport), lane.latest = lane.latest, None
+        self._enqueue(sid, lane, replace(request, quality=FINAL), viewport)
 
     def _enqueue(
         self, sid: str, lane: _Lane, request: FrameRequest, viewport: dict[str, Any]
