@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -145,8 +146,12 @@ async def servers(count: int, tmp: Path, redis_url: str | None) -> AsyncIterator
         for proc in procs:
             if proc.process is not None:
                 proc.process.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
+                try:
                     proc.process.wait(15)
+                except subprocess.TimeoutExpired:
+                    # A server still draining connections is not left behind on a shared machine.
+                    proc.process.kill()
+                    proc.process.wait(5)
         store.stop()
 
 
@@ -188,9 +193,34 @@ async def frame_stats(url: str) -> dict[str, int]:
         return stats
 
 
+PROFILE: dict[str, Path] = {}  # --profile: where each scenario's py-spy profiles go
+_profilers: list[subprocess.Popen[bytes]] = []
+
+
 def mark(procs: list[Proc]) -> None:
+    """The load starts: CPU counters from here, and py-spy on the servers with --profile."""
     for proc in procs:
         proc.mark()
+        if "dir" in PROFILE and proc.process is not None:
+            out = PROFILE["dir"] / f"{PROFILE['scenario'].name}-{proc.name}.raw"
+            command = ["py-spy", "record", "-p", str(proc.pid), "-r", "100", "-f", "raw"]
+            _profilers.append(
+                subprocess.Popen(
+                    [*command, "--nonblocking", "-o", str(out)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+
+
+def finish(procs: list[Proc]) -> dict[str, dict[str, float]]:
+    """The load ends: CPU and RSS per process; profilers stop and write their samples."""
+    usage = {p.name: p.usage() for p in procs}
+    while _profilers:
+        profiler = _profilers.pop()
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(30)
+    return usage
 
 
 def study(n: int) -> str:
@@ -226,51 +256,55 @@ async def baseline(sio: socketio.AsyncClient, count: int = 200) -> dict[str, Any
 
 
 async def scenario_follow(
-    url: str, duration: float, fps: int, followers: int, procs: list[Proc]
+    url: str, duration: float, fps: int, followers: int, workers: int, procs: list[Proc]
 ) -> dict[str, Any]:
+    """The presenter runs here; its followers run in ``workers`` processes of their own, so
+    receiving 49 x 30 frames a second is not queued behind one generator's event loop. All
+    processes stamp with CLOCK_MONOTONIC, which is one clock for the whole machine."""
     keys = await tokens(url)
     presenter = await connect(url, keys[0])
     sent: dict[int, float] = {}
-    latencies: list[float] = []
-    delivered: defaultdict[int, int] = defaultdict(int)
     presenter_frames: list[float] = []
-    nodes: dict[socketio.AsyncClient, str] = {}
-    clients = [presenter]
+    presented: set[int] = set()
     uid = study(0)
     await presenter.call("room.join", {"study_uid": uid}, timeout=20)
     await presenter.call("follow.present", {"study_uid": uid}, timeout=20)
 
     def on_presenter_frame(meta: dict[str, Any], data: bytes) -> None:
         tick = meta["viewport"]["frame"]
-        presenter_frames.append(time.perf_counter() - sent[tick])
+        if meta.get("quality") != "final" or tick not in presented:
+            presented.add(tick)
+            presenter_frames.append(now() - sent[tick])
 
     presenter.on("frame", on_presenter_frame)
-    for n in range(followers):
-        sio = await connect(url, keys[1 + n % 5])
-        clients.append(sio)
-        index = n
-
-        async def follow(payload: dict[str, Any], sio: socketio.AsyncClient = sio) -> None:
-            if payload.get("node") != nodes.get(sio):  # held by another node: ask ours
-                render = {"study_uid": uid, "viewport": payload["viewport"]}
-                await sio.emit("viewport.render", render)
-
-        def on_frame(meta: dict[str, Any], data: bytes, index: int = index) -> None:
-            tick = meta["viewport"]["frame"]
-            latencies.append(time.perf_counter() - sent[tick])
-            delivered[index] += 1
-
-        sio.on("follow.viewport", follow)
-        sio.on("frame", on_frame)
-        joined = await sio.call("room.join", {"study_uid": uid}, timeout=20)
-        nodes[sio] = joined["node"]
-    base = await baseline(clients[-1])
+    shares = [followers // workers + (1 if n < followers % workers else 0) for n in range(workers)]
+    spawned = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--follower-worker",
+            json.dumps({"url": url, "tokens": keys[1:], "study": uid, "count": count, "first": f}),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=REPORT_LIMIT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        for count, f in zip(shares, [sum(shares[:n]) for n in range(workers)], strict=True)
+        if count
+    ]
+    for child in spawned:
+        assert child.stdout is not None
+        line = await asyncio.wait_for(child.stdout.readline(), 120)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"a follower worker did not start: {line!r}")
+    worker_procs = [Proc(f"generator-followers{n}", c.pid) for n, c in enumerate(spawned)]
+    base = await baseline(presenter)
     before = await frame_stats(url)
-    mark(procs)
+    mark([*procs, *worker_procs])
     ticks = int(duration * fps)
-    start = time.perf_counter()
+    start = now()
     for tick in range(ticks):
-        sent[tick] = time.perf_counter()
+        sent[tick] = now()
         viewport = {
             "instance_uid": "1.2.3.4",
             "frame": tick,
@@ -279,15 +313,27 @@ async def scenario_follow(
             "window_width": 400,
         }
         await presenter.emit("presence.update", {"study_uid": uid, "viewport": viewport})
-        await asyncio.sleep(max(0.0, start + (tick + 1) / fps - time.perf_counter()))
-    elapsed = time.perf_counter() - start
-    usage = {p.name: p.usage() for p in procs}
+        await asyncio.sleep(max(0.0, start + (tick + 1) / fps - now()))
+    elapsed = now() - start
+    usage = finish([*procs, *worker_procs])
     await asyncio.sleep(2.0)
     after = await frame_stats(url)
-    for sio in clients:
-        await sio.disconnect()
+    latencies: list[float] = []
+    per_follower: list[int] = []
+    final_frames = 0
+    for child in spawned:
+        assert child.stdin is not None
+        assert child.stdout is not None
+        child.stdin.write(b"stop\n")
+        await child.stdin.drain()
+        report = json.loads(await asyncio.wait_for(child.stdout.readline(), 60))
+        await child.wait()
+        final_frames += report["finals"]
+        for received in report["received"]:
+            latencies += [stamp - sent[tick] for tick, stamp in received if tick in sent]
+            per_follower.append(len(received))
+    await presenter.disconnect()
     renders = after["renders"] - before["renders"]
-    per_follower = list(delivered.values()) + [0] * (followers - len(delivered))
     return {
         "presenter_frames_sent": ticks,
         "presenter_fps": round(ticks / elapsed, 1),
@@ -297,13 +343,81 @@ async def scenario_follow(
         "presenter_frame_latency": percentiles(presenter_frames),
         "frames_delivered_total": sum(per_follower),
         "frames_expected_total": ticks * followers,
-        "frames_per_follower_min": min(per_follower),
-        "frames_per_follower_median": statistics.median(per_follower),
+        "frames_per_follower_min": min(per_follower, default=0),
+        "frames_per_follower_median": statistics.median(per_follower or [0]),
+        "final_quality_frames_after_rest": final_frames,
+        "follower_processes": len(spawned),
         "relay": {k: after[k] - before[k] for k in after},
+        "cpu_ms_per_frame_sent": cpu_ms_per(usage, elapsed, after["sent"] - before["sent"]),
         "baseline_noop_round_trip": base,
         "processes": usage,
         "_samples": latencies,
     }
+
+
+async def follower_worker(spec: dict[str, Any]) -> None:
+    """One generator process's share of scenario 1's followers: join, report ready, record
+    (tick, arrival) per frame until told to stop on stdin, then print them as one JSON line."""
+    url, uid = spec["url"], spec["study"]
+    received: list[list[tuple[int, float]]] = []
+    finals = [0]
+    clients = []
+    for n in range(spec["count"]):
+        sio = await connect(url, spec["tokens"][(spec["first"] + n) % len(spec["tokens"])])
+        mine: list[tuple[int, float]] = []
+        shown: set[int] = set()
+        received.append(mine)
+        node: dict[str, str] = {}
+
+        async def follow(
+            payload: dict[str, Any], sio: socketio.AsyncClient = sio, node: dict[str, str] = node
+        ) -> None:
+            if payload.get("node") != node.get("id"):  # held by another node: ask ours
+                await sio.emit(
+                    "viewport.render", {"study_uid": uid, "viewport": payload["viewport"]}
+                )
+
+        def on_frame(
+            meta: dict[str, Any],
+            data: bytes,
+            mine: list[tuple[int, float]] = mine,
+            shown: set[int] = shown,
+        ) -> None:
+            # A final-quality frame of a view already shown comes once the view rests: counted,
+            # not timed as scrolling (a server without interactive frames sends only finals).
+            tick = meta["viewport"]["frame"]
+            if meta.get("quality") == "final" and tick in shown:
+                finals[0] += 1
+            else:
+                shown.add(tick)
+                mine.append((tick, now()))
+
+        sio.on("follow.viewport", follow)
+        sio.on("frame", on_frame)
+        node["id"] = (await sio.call("room.join", {"study_uid": uid}, timeout=60))["node"]
+        clients.append(sio)
+    print("ready", flush=True)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.readline)
+    for sio in clients:
+        await sio.disconnect()
+    print(json.dumps({"received": received, "finals": finals[0]}), flush=True)
+
+
+def cpu_ms_per(usage: dict[str, dict[str, float]], elapsed: float, count: int) -> dict[str, float]:
+    """CPU each process spent per operation: comparable across runs on a busy machine, where
+    latencies are not (they include waiting for a core)."""
+    return {
+        name: round(u["cpu_percent_of_one_core"] / 100 * elapsed * 1000 / max(count, 1), 3)
+        for name, u in usage.items()
+    }
+
+
+REPORT_LIMIT = 64 << 20  # a worker's one-line JSON report: ~30 bytes per frame received
+
+
+def now() -> float:
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
 
 
 async def scenario_edits(
@@ -407,7 +521,7 @@ async def scenario_edits(
     start = time.perf_counter()
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
-    usage = {p.name: p.usage() for p in procs}
+    usage = finish(procs)
     await asyncio.sleep(2.0)
 
     # Every reader must hold every seq of its room: live, or by resync after the fact.
@@ -436,6 +550,7 @@ async def scenario_edits(
         "edits_acked": acked,
         "edit_errors": dict(errors),
         "edits_per_s": round(acked / elapsed, 1),
+        "cpu_ms_per_edit": cpu_ms_per(usage, elapsed, acked),
         "ops_in_store": room_ops,
         "ack_latency": percentiles(acks),
         "fanout_latency": percentiles(fanout),
@@ -463,13 +578,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for name in scenarios:
             path = Path(tmp) / name
             path.mkdir()
+            if args.profile:
+                PROFILE.update({"dir": args.out, "scenario": Path(name)})
             redis = redis_server() if name == "4" else contextlib.nullcontext(None)
             with redis as redis_url:
                 async with servers(2 if name == "4" else 1, path, redis_url) as procs:
                     nodes = [p.url for p in procs if p.url]
                     if name == "1":
                         result = await scenario_follow(
-                            nodes[0], args.duration, 30, args.followers, procs
+                            nodes[0], args.duration, 30, args.followers, args.workers, procs
                         )
                     else:
                         hz = 20.0 if name == "3" else 0.0
@@ -525,12 +642,25 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load")
     parser.add_argument("--rate", type=float, default=1.0, help="edits/s per reader (2-4)")
     parser.add_argument("--followers", type=int, default=49, help="scenario 1 (max 200)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="scenario 1: processes holding the followers"
+    )
+    parser.add_argument("--follower-worker", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy record each server during the load (py-spy on PATH); raw stacks in --out",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "load-tests/results")
     args = parser.parse_args()
+    if args.follower_worker:
+        asyncio.run(follower_worker(json.loads(args.follower_worker)))
+        return
     args.duration = min(args.duration, MAX_DURATION_S)
     args.followers = min(args.followers, 200)
-    results = asyncio.run(run(args))
+    args.workers = max(1, min(args.workers, 8))
     args.out.mkdir(parents=True, exist_ok=True)
+    results = asyncio.run(run(args))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     clean = {n: {k: v for k, v in r.items() if not k.startswith("_")} for n, r in results.items()}
     (args.out / f"rooms-{stamp}.json").write_text(json.dumps(clean, indent=2))

@@ -27,6 +27,7 @@ async def stats(request: web.Request) -> web.Response:
         {
             "renders": frames.renders,
             "shared": frames.shared,
+            "final_renders": frames.final_renders,
             "superseded": frames.superseded,
             "sent": frames.sent,
             "skipped_slow": frames.skipped_slow,

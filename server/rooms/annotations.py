@@ -8,6 +8,7 @@ undone, again only if nobody changed the annotation since.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
@@ -17,6 +18,7 @@ from pymongo import ReturnDocument
 from server.auth.roles import Permission
 from server.auth.service import Principal
 from server.http.errors import ApiError
+from server.rooms.batched import InsertBatcher
 from server.rooms.measure import Measurer, Shape, measurement_for
 from server.rooms.oplog import Clock
 from server.store.database import Document, IndexSpec, Store
@@ -60,6 +62,8 @@ class Annotations:
     def __init__(self, store: Store, measurer: Measurer, clock: Clock = time.time) -> None:
         self._annotations = store[ANNOTATIONS]
         self._history = store[HISTORY]
+        self._new_annotations = InsertBatcher(self._annotations)
+        self._new_history = InsertBatcher(self._history)
         self.measurer = measurer
         self._clock = clock
 
@@ -91,8 +95,9 @@ class Annotations:
             "deleted": False,
         }
         doc["measurement"] = await self._measure(doc)
-        await self._annotations.insert_one(doc)
-        await self._record(principal, "create", doc, None, doc)
+        await asyncio.gather(
+            self._new_annotations.insert(doc), self._record(principal, "create", doc, None, doc)
+        )
         return public(doc)
 
     async def update(self, principal: Principal, payload: dict[str, Any]) -> Document:
@@ -210,7 +215,7 @@ class Annotations:
         before: Document | None,
         after: Document | None,
     ) -> None:
-        await self._history.insert_one(
+        await self._new_history.insert(
             {
                 "annotation_id": doc["_id"],
                 "study_uid": doc["study_uid"],

@@ -17,6 +17,7 @@ from server.auth.roles import Permission
 from server.auth.service import Principal
 from server.http.errors import ApiError
 from server.rooms.annotations import actor
+from server.rooms.batched import InsertBatcher
 from server.rooms.oplog import Clock
 from server.store.database import Document, IndexSpec, Store
 
@@ -37,6 +38,7 @@ def direct_conversation(a: str, b: str) -> str:
 class Chat:
     def __init__(self, store: Store, clock: Clock = time.time) -> None:
         self._messages = store[MESSAGES]
+        self._new_messages = InsertBatcher(self._messages)
         self._clock = clock
 
     async def send(
@@ -64,7 +66,7 @@ class Chat:
             "edited_at": None,
             "deleted": False,
         }
-        await self._messages.insert_one(doc)
+        await self._new_messages.insert(doc)
         return public(doc)
 
     async def get(self, message_id: str) -> Document:

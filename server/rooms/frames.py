@@ -5,6 +5,11 @@ acknowledged by the client) and one request waiting; a newer request replaces th
 Identical requests (same key: everything that changes the pixels) in flight at once are rendered
 once and recently rendered frames are kept, so fifty followers of one presenter cost one render.
 
+While a viewer's viewport keeps changing (scrolling, dragging the window) its frames are rendered
+at the interactive quality, cheap and quick; once no new viewport has come for ``SETTLE_S`` the
+relay renders the same view once more at the final quality and sends it tagged ``final``. Each
+follower's lane settles on its own, and their final frames share one render like any other.
+
 Engine.IO has no backpressure: the aiohttp transport buffers whatever is written, without limit.
 So the frame waits for the client's acknowledgement before the lane moves on, and while it waits
 newer requests replace older ones: a slow client gets fewer frames, never a growing queue. Frames
@@ -14,10 +19,11 @@ go straight to the viewer's own connection on this node, never through the inter
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from server.http.errors import ApiError
@@ -32,6 +38,10 @@ WINDOW = 2
 BACKLOG_WAIT_S = 0.01
 BACKLOG_GIVE_UP_S = 10.0
 RECENT_FRAMES = 64
+# Quiet time after the last viewport before the final-quality frame of that view is sent.
+SETTLE_S = 0.25
+INTERACTIVE = "interactive"
+FINAL = "final"
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class FrameRequest:
     flip_v: bool
     invert: bool
     canvas: tuple[int, int]
+    quality: str = INTERACTIVE
 
     @classmethod
     def from_viewport(cls, study_uid: str, viewport: dict[str, Any]) -> FrameRequest:
@@ -74,7 +85,13 @@ class FrameRequest:
 
     def key(self) -> str:
         """The same on every node, so clients can tell identical frames apart from new ones."""
-        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
+        return _key(self)
+
+
+@functools.lru_cache(maxsize=RECENT_FRAMES * 4)
+def _key(request: FrameRequest) -> str:
+    # Asked once per follower per frame: fifty followers share one hash.
+    return hashlib.sha256(repr(request).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -100,6 +117,9 @@ class _Lane:
     busy: bool = False
     pending: tuple[FrameRequest, dict[str, Any]] | None = None
     window: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WINDOW))
+    settle: asyncio.TimerHandle | None = None
+    moved_at: float = 0.0
+    latest: tuple[FrameRequest, dict[str, Any]] | None = None
 
     def take(self) -> tuple[FrameRequest, dict[str, Any]] | None:
         pending, self.pending = self.pending, None
@@ -109,6 +129,7 @@ class _Lane:
 @dataclass
 class FrameStats:
     renders: int = 0
+    final_renders: int = 0
     shared: int = 0
     superseded: int = 0
     sent: int = 0
@@ -122,6 +143,7 @@ class FrameRelay:
     channel: Channel
     backlog: Backlog
     max_backlog: int = MAX_BACKLOG
+    settle_s: float | None = SETTLE_S
     stats: FrameStats = field(default_factory=FrameStats)
     _lanes: dict[str, _Lane] = field(default_factory=dict)
     _inflight: dict[FrameRequest, asyncio.Future[Frame]] = field(default_factory=dict)
@@ -129,8 +151,38 @@ class FrameRelay:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def request(self, sid: str, request: FrameRequest, viewport: dict[str, Any]) -> None:
-        """Queue a frame for ``sid``; returns at once. A waiting older request is dropped."""
+        """Queue a frame for ``sid``; returns at once. A waiting older request is dropped.
+
+        The frame is rendered at the interactive quality; unless another viewport follows within
+        ``settle_s``, the final-quality frame of the same view follows it."""
         lane = self._lanes.setdefault(sid, _Lane())
+        if request.quality != INTERACTIVE:
+            request = replace(request, quality=INTERACTIVE)
+        if self.settle_s is not None:
+            loop = asyncio.get_running_loop()
+            lane.moved_at = loop.time()
+            lane.latest = (request, viewport)
+            if lane.settle is None:
+                # One timer per lane, pushed back when it fires early: a follower scrolled at
+                # 30 frames a second costs a few timer wake-ups a second, not one per frame.
+                lane.settle = loop.call_later(self.settle_s, self._settled, sid, lane)
+        self._enqueue(sid, lane, request, viewport)
+
+    def _settled(self, sid: str, lane: _Lane) -> None:
+        lane.settle = None
+        if self._lanes.get(sid) is not lane or lane.latest is None or self.settle_s is None:
+            return
+        loop = asyncio.get_running_loop()
+        quiet = loop.time() - lane.moved_at
+        if quiet < self.settle_s:
+            lane.settle = loop.call_later(self.settle_s - quiet, self._settled, sid, lane)
+            return
+        (request, viewport), lane.latest = lane.latest, None
+        self._enqueue(sid, lane, replace(request, quality=FINAL), viewport)
+
+    def _enqueue(
+        self, sid: str, lane: _Lane, request: FrameRequest, viewport: dict[str, Any]
+    ) -> None:
         if lane.pending is not None:
             self.stats.superseded += 1
         lane.pending = (request, viewport)
@@ -144,6 +196,8 @@ class FrameRelay:
         lane = self._lanes.pop(sid, None)
         if lane is not None:
             lane.pending = None
+            if lane.settle is not None:
+                lane.settle.cancel()
 
     async def render(self, request: FrameRequest) -> Frame:
         cached = self._recent.get(request)
@@ -166,6 +220,8 @@ class FrameRelay:
         finally:
             self._inflight.pop(request, None)
         self.stats.renders += 1
+        if request.quality == FINAL:
+            self.stats.final_renders += 1
         future.set_result(frame)
         self._recent[request] = frame
         while len(self._recent) > RECENT_FRAMES:
@@ -173,6 +229,9 @@ class FrameRelay:
         return frame
 
     async def close(self) -> None:
+        for lane in self._lanes.values():
+            if lane.settle is not None:
+                lane.settle.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -218,7 +277,7 @@ class FrameRelay:
             "content_type": frame.content_type,
             "width": frame.width,
             "height": frame.height,
-            "quality": "final",
+            "quality": request.quality,
             "viewport": viewport,
         }
         self.stats.sent += 1

@@ -67,6 +67,10 @@ def register_handlers(events: EventRouter, current: Callable[[], Rooms]) -> None
     async def chat_history(principal: Principal, sid: str, payload: Any) -> Ack:
         return await current().chat_history(principal, sid, payload)
 
+    @events.on("chat.direct.sync")
+    async def direct_sync(principal: Principal, sid: str, payload: Any) -> Ack:
+        return await current().direct_resync(principal, payload["since"])
+
     @events.on("chat.typing")
     async def typing(principal: Principal, sid: str, payload: Any) -> None:
         current().typing(sid, payload["study_uid"], payload["typing"])
@@ -104,6 +108,14 @@ def register_handlers(events: EventRouter, current: Callable[[], Rooms]) -> None
     @events.on("follow.set")
     async def follow(principal: Principal, sid: str, payload: Any) -> None:
         current().follow(sid, payload["study_uid"], payload["following"])
+
+    @events.on("sync.link")
+    async def link(principal: Principal, sid: str, payload: Any) -> Ack:
+        return await current().sync_link(principal, sid, payload["study_uid"], payload["series"])
+
+    @events.on("sync.unlink")
+    async def unlink(principal: Principal, sid: str, payload: Any) -> Ack:
+        return await current().sync_unlink(principal, sid, payload["study_uid"], payload["id"])
 
     @events.on("report.sync")
     async def report(principal: Principal, sid: str, payload: Any) -> Ack:

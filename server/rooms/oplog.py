@@ -1,9 +1,12 @@
 """The per-room operation log: a sequence number per room and every persisted change in order.
 
-The sequence is a counter document per room bumped with ``$inc`` (atomic on every node, and the
-fastest write the embedded store has). An op is stored before it is broadcast, so anything a
-client was sent can be replayed to it after a reconnect. Two writers may store seq 6 before seq 5
-lands; a client that sees a gap asks ``room.sync`` and the replay fills it.
+An op's sequence number is claimed by inserting it: the unique ``(room, seq)`` index lets exactly
+one writer, on any node, store seq N. Each node remembers the last seq it saw per room and tries
+the next; a duplicate key (another node got there first) rereads the room's highest seq and tries
+again. So an op costs one insert, batched with the other ops in flight, instead of a counter
+``$inc`` plus an insert. An op is stored before it is broadcast, so anything a client was sent
+can be replayed to it after a reconnect. Two writers may store seq 6 before seq 5 lands; a client
+that sees a gap asks ``room.sync`` and the replay fills it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
 
+from server.http.errors import ApiError
+from server.rooms.batched import InsertBatcher
 from server.store.database import Document, IndexSpec, Store
 
 COUNTERS = "room_counters"
@@ -22,6 +29,8 @@ INDEXES = [IndexSpec(OPS, [("room", 1), ("seq", 1)], unique=True)]
 
 # More missed ops than this and a fresh snapshot is cheaper to send (and to apply) than a replay.
 REPLAY_LIMIT = 500
+# Claims lost to other nodes before an append gives up (each loss rereads the room's last seq).
+CLAIM_TRIES = 50
 
 Clock = Callable[[], float]
 
@@ -35,7 +44,7 @@ def worklist_room(facility: str) -> str:
 
 
 class Sequences:
-    """Named counters by ``_id``; shared by the room log and the report update log."""
+    """Named counters by ``_id`` (the report update log numbers its updates with them)."""
 
     def __init__(self, store: Store) -> None:
         self._counters = store[COUNTERS]
@@ -51,41 +60,76 @@ class Sequences:
         return int(doc["seq"]) if doc else 0
 
 
+class SequencedLog:
+    """Entries numbered 1, 2, ... per ``room`` key in one collection with a unique (room, seq)
+    index; the number is claimed by the insert itself (see the module docstring)."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self._entries = collection
+        self._writer = InsertBatcher(collection)
+        self._last: dict[str, int] = {}
+
+    async def append(self, room: str, entry: Document) -> Document:
+        """Store ``entry`` under the room's next seq; returns it with ``room`` and ``seq`` set."""
+        for _ in range(CLAIM_TRIES):
+            claimed: Document = {**entry, "room": room, "seq": await self._claim(room)}
+            try:
+                await self._writer.insert(claimed)
+            except DuplicateKeyError:
+                self._last.pop(room, None)  # another node stored that seq: reread
+                continue
+            return claimed
+        raise ApiError("conflict", "Too busy to record this change; try again.")
+
+    async def _claim(self, room: str) -> int:
+        """The next seq to try: one past the highest this node knows of, read once per room."""
+        if room not in self._last:
+            stored = await self.current(room)
+            self._last[room] = max(stored, self._last.get(room, 0))
+        self._last[room] += 1
+        return self._last[room]
+
+    async def current(self, room: str) -> int:
+        doc = await self._entries.find_one({"room": room}, {"seq": 1}, sort=[("seq", -1)])
+        return int(doc["seq"]) if doc else 0
+
+    async def after(self, room: str, seq: int, limit: int) -> list[Document]:
+        """Up to ``limit`` entries after ``seq``, oldest first."""
+        cursor = self._entries.find({"room": room, "seq": {"$gt": seq}}).sort("seq", 1)
+        return [entry async for entry in cursor.limit(limit)]
+
+
 class RoomLog:
     def __init__(self, store: Store, clock: Clock = time.time) -> None:
-        self._ops = store[OPS]
-        self.sequences = Sequences(store)
+        self._log = SequencedLog(store[OPS])
         self._clock = clock
         self.replay_limit = REPLAY_LIMIT
 
     async def append(
         self, study_uid: str, op_type: str, actor: dict[str, str] | None, data: dict[str, Any]
     ) -> Document:
-        room = study_room(study_uid)
-        seq = await self.sequences.next(room)
-        op: Document = {
-            "room": room,
-            "study_uid": study_uid,
-            "seq": seq,
-            "type": op_type,
-            "actor": actor,
-            "at": self._clock(),
-            "data": data,
-        }
-        await self._ops.insert_one(op)
+        op = await self._log.append(
+            study_room(study_uid),
+            {
+                "study_uid": study_uid,
+                "type": op_type,
+                "actor": actor,
+                "at": self._clock(),
+                "data": data,
+            },
+        )
         return public_op(op)
 
     async def current(self, study_uid: str) -> int:
-        return await self.sequences.current(study_room(study_uid))
+        return await self._log.current(study_room(study_uid))
 
     async def since(self, study_uid: str, seq: int) -> tuple[int, list[Document] | None]:
         """The current seq and the ops after ``seq``, or None when a snapshot is due instead."""
         current = await self.current(study_uid)
         if seq > current or current - seq > self.replay_limit:
             return current, None
-        cursor = self._ops.find({"room": study_room(study_uid), "seq": {"$gt": seq}}).sort("seq", 1)
-        ops = [public_op(op) async for op in cursor]
-        return current, ops
+        ops = await self._log.after(study_room(study_uid), seq, self.replay_limit)
+        return current, [public_op(op) for op in ops]
 
 
 def public_op(op: Document) -> Document:

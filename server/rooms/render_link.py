@@ -13,7 +13,7 @@ from typing import Any
 from server.http.errors import ApiError
 from server.render import measure
 from server.render.errors import RenderError
-from server.render.models import RenderRequest
+from server.render.models import Quality, RenderRequest
 from server.render.service import RenderService
 from server.render.viewport import Viewport
 from server.render.voi_lut import Window
@@ -60,7 +60,13 @@ class ServiceRenderer:
                 invert=request.invert,
             )
             rendered = await self._service.render(
-                RenderRequest(request.instance_uid, request.frame, window=window, viewport=viewport)
+                RenderRequest(
+                    request.instance_uid,
+                    request.frame,
+                    window=window,
+                    viewport=viewport,
+                    quality=Quality(request.quality),
+                )
             )
         except RenderError as exc:
             raise ApiError(exc.code, exc.message) from None

@@ -5,6 +5,11 @@ relayed, and a sync step 1 is answered from the store (last snapshot plus the up
 so any node can serve any reader and a restart loses nothing. Every ``COMPACT_EVERY`` updates the
 log is folded into a new snapshot by applying it to a ``Doc`` and taking ``get_update()``, which
 is an order of magnitude faster than ``merge_updates()`` on long logs.
+
+Once the workflow signs the report (it reads this draft's text and announces ``report.signed`` on
+the hub), the draft is frozen: the mark is stored, so every node refuses further updates with
+``report_frozen``; sync step 1 still answers, so readers can see what was signed. Addenda are
+written in the workflow with their own text and leave the frozen draft as it is.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +40,7 @@ from server.store.database import Document, IndexSpec, Store
 
 UPDATES = "report_updates"
 SNAPSHOTS = "report_snapshots"
+FROZEN = "report_frozen"
 INDEXES = [IndexSpec(UPDATES, [("study_uid", 1), ("n", 1)], unique=True)]
 COMPACT_EVERY = 200
 # The shared text type holding the draft, as the web client names it (client/src/report.ts).
@@ -79,6 +86,7 @@ class ReportDrafts:
     ) -> None:
         self._updates = store[UPDATES]
         self._snapshots = store[SNAPSHOTS]
+        self._frozen = store[FROZEN]
         self._sequences = Sequences(store)
         self._clock = clock
         self.compact_every = compact_every
@@ -101,6 +109,8 @@ class ReportDrafts:
         if payload == EMPTY_UPDATE:
             return SyncResult(replies=[], relay=None)
         _check_update(payload)
+        if await self.frozen(study_uid) is not None:
+            raise ApiError("report_frozen", "The report was signed; its draft no longer changes.")
         await self.append(study_uid, payload, user_id)
         return SyncResult(replies=[], relay=create_update_message(payload))
 
@@ -167,7 +177,30 @@ class ReportDrafts:
         snapshot = await self._snapshots.find_one({"_id": study_uid}, {"upto": 1})
         upto = int(snapshot["upto"]) if snapshot else 0
         pending = await self._updates.count_documents({"study_uid": study_uid, "n": {"$gt": upto}})
-        return {"state_vector": encode(doc.get_state()), "updates": pending}
+        return {
+            "state_vector": encode(doc.get_state()),
+            "updates": pending,
+            "frozen": await self.frozen(study_uid),
+        }
+
+    async def freeze(self, study_uid: str, signed: Mapping[str, Any]) -> Document | None:
+        """Mark the draft signed; the new mark, or None when it was frozen already."""
+        mark: Document = {
+            "study_uid": study_uid,
+            "version": int(signed["version"]),
+            "signer": str(signed["signer"]),
+            "signed_at": str(signed["signed_at"]),
+            "at": self._clock(),
+        }
+        try:
+            await self._frozen.insert_one({"_id": study_uid, **mark})
+        except DuplicateKeyError:
+            return None
+        return mark
+
+    async def frozen(self, study_uid: str) -> Document | None:
+        doc = await self._frozen.find_one({"_id": study_uid}, {"_id": 0})
+        return dict(doc) if doc else None
 
 
 def create_sync_message_step2(update: bytes) -> bytes:

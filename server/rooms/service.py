@@ -30,10 +30,14 @@ from server.rooms.channel import Channel
 from server.rooms.chat import TAIL, Chat, direct_conversation, study_conversation
 from server.rooms.control import FIELD as CONTROL_REQUESTS
 from server.rooms.control import ControlRequests
+from server.rooms.direct import DirectInbox
 from server.rooms.frames import FrameRelay, FrameRequest
 from server.rooms.oplog import Clock, RoomLog, study_room, worklist_room
 from server.rooms.presence import Member, Presence, colour_for
+from server.rooms.presenters import Presenters
 from server.rooms.report import EMPTY_UPDATE, ReportDrafts, decode_message, encode
+from server.rooms.slices import Slice, StoreSlices
+from server.rooms.sync import SyncLinks
 from server.store.database import Document, IndexSpec, Store
 
 log = logging.getLogger(__name__)
@@ -69,6 +73,9 @@ class Rooms:
         self.log = RoomLog(self.store, self.clock)
         self._rooms = self.store[ROOMS]
         self.control = ControlRequests(self._rooms, self.clock)
+        self.presenters = Presenters(self._rooms)
+        self.sync = SyncLinks(self.store, StoreSlices(self.store), self.clock)
+        self.inbox = DirectInbox(self.store, self.clock)
 
     # -- membership -----------------------------------------------------------------------
 
@@ -170,6 +177,7 @@ class Rooms:
             "chat": list(reversed(chat)),
             "report": await self.reports.state(study_uid),
             "alerts": await self.alerts.open_for_study(study_uid),
+            "sync_links": await self.sync.for_study(study_uid),
         }
 
     async def broadcast(
@@ -177,6 +185,8 @@ class Rooms:
     ) -> Document:
         """Persist first, then send: the op reaches clients only once it can be replayed."""
         op = await self.log.append(study_uid, op_type, who, data)
+        if op_type == "presenter.changed":
+            self.presenters.changed(study_uid, data["presenter"])
         await self.channel.send("room.op", op, room=study_room(study_uid))
         return op
 
@@ -294,9 +304,14 @@ class Rooms:
         return {"messages": messages, "more": more}
 
     async def _direct(self, message: Document) -> None:
+        """Each participant's copy carries the next seq of their own stream (stored first)."""
         author, to_user = message["author"]["user_id"], message["to_user"]
-        for user_id in {author, to_user}:
-            await self.channel.send("chat.direct", message, room=user_room(user_id))
+        for user_id in sorted({author, to_user}):
+            sequenced = await self.inbox.append(user_id, message)
+            await self.channel.send("chat.direct", sequenced, room=user_room(user_id))
+
+    async def direct_resync(self, principal: Principal, since: int) -> dict[str, Any]:
+        return await self.inbox.since(principal.user_id, since)
 
     # -- presence and follow --------------------------------------------------------------
 
@@ -307,8 +322,7 @@ class Rooms:
         self.presence.update(member, viewport=viewport, cursor=payload.get("cursor", False))
         if viewport is None:
             return
-        room = await self._rooms.find_one({"_id": study_uid}, {"presenter": 1})
-        presenter = room.get("presenter") if room else None
+        presenter = await self.presenters.of(study_uid)
         presenting = bool(presenter and presenter["user_id"] == member.user_id)
         if payload.get("render", True) or presenting:
             request = FrameRequest.from_viewport(study_uid, viewport)
@@ -330,6 +344,44 @@ class Rooms:
                 },
                 room=study_room(study_uid),
                 skip_sid=sid,
+            )
+        await self._sync_scroll(sid, study_uid, viewport)
+
+    # -- synchronised scrolling -----------------------------------------------------------
+
+    async def sync_link(
+        self, principal: Principal, sid: str, study_uid: str, series: list[str]
+    ) -> dict[str, Any]:
+        self.member(sid, study_uid)
+        link = await self.sync.link(study_uid, series, actor(principal))
+        op = await self.broadcast(study_uid, "sync.linked", actor(principal), link)
+        return {"seq": op["seq"], "link": link}
+
+    async def sync_unlink(
+        self, principal: Principal, sid: str, study_uid: str, link_id: str
+    ) -> dict[str, Any]:
+        self.member(sid, study_uid)
+        link = await self.sync.unlink(study_uid, link_id)
+        op = await self.broadcast(study_uid, "sync.unlinked", actor(principal), link)
+        return {"seq": op["seq"]}
+
+    async def _sync_scroll(self, sid: str, study_uid: str, viewport: dict[str, Any]) -> None:
+        """Tell the member who scrolled a linked series where the other series' slice is."""
+        try:
+            targets = await self.sync.targets(study_uid, viewport)
+        except ApiError:
+            return  # a linked series lost its images: nothing to scroll to
+        for found in targets:
+            await self.channel.send_local(
+                "sync.scroll",
+                {
+                    "study_uid": study_uid,
+                    "link_id": found.link_id,
+                    "from": _place(viewport["series_uid"], found.source),
+                    "to": _place(found.target_series, found.target),
+                    "distance_mm": round(found.distance_mm, 3),
+                },
+                sid=sid,
             )
 
     def render(self, sid: str, study_uid: str, viewport: dict[str, Any]) -> None:
@@ -484,6 +536,18 @@ class Rooms:
             )
         return {"messages": [encode(reply) for reply in result.replies]}
 
+    async def on_report_signed(self, event: DomainEvent) -> None:
+        """Hub subscriber for the workflow's report.signed: the signed draft stops changing.
+
+        Only the first signature freezes; an addendum carries its own text and changes
+        nothing here."""
+        study_uid = event.data.get("study_uid")
+        if event.data.get("kind") != "report" or not isinstance(study_uid, str):
+            return
+        mark = await self.reports.freeze(study_uid, event.data)
+        if mark is not None:
+            await self.broadcast(study_uid, "report.frozen", None, mark)
+
     # -- alerts ---------------------------------------------------------------------------
 
     async def on_alert_event(self, event: DomainEvent) -> None:
@@ -530,3 +594,7 @@ class Rooms:
             facility=principal.facility,
             details=details,
         )
+
+
+def _place(series_uid: str, where: Slice) -> dict[str, Any]:
+    return {"series_uid": series_uid, "instance_uid": where.instance_uid, "frame": where.frame}

@@ -20,7 +20,7 @@ from aiohttp import web
 from server.appkeys import HUB, STORE
 from server.auth.guard import AUTH_SERVICE
 from server.http.render_routes import RENDER_SERVICE
-from server.rooms import access, alerts, chat, oplog, presence, report
+from server.rooms import access, alerts, chat, direct, oplog, presence, report, sync
 from server.rooms import annotations as annotation_store
 from server.rooms.access import Invitations, StoreStudyDirectory, StudyAccess, StudyDirectory
 from server.rooms.alerts import Alerts
@@ -53,7 +53,12 @@ INDEXES: list[IndexSpec] = [
     *chat.INDEXES,
     *report.INDEXES,
     *alerts.INDEXES,
+    *sync.INDEXES,
+    *direct.INDEXES,
 ]
+
+# The workflow's topic (server.workflow.events): the rooms hear it on the hub, never import it.
+REPORT_SIGNED = "report.signed"
 
 # A connection this far behind is cut off: engine.io queues and the transport buffers without bound.
 STALLED_PACKETS = 500
@@ -116,6 +121,7 @@ async def _rooms_ctx(app: web.Application) -> AsyncIterator[None]:
     unsubscribe = [
         hub.subscribe(alerts.RAISED, rooms.on_alert_event),
         hub.subscribe(alerts.UPDATED, rooms.on_alert_event),
+        hub.subscribe(REPORT_SIGNED, rooms.on_report_signed),
     ]
     watchdog = asyncio.get_running_loop().create_task(_cut_off_stalled(sio))
     async with rooms.presence.running():

@@ -75,7 +75,8 @@ def _render(request: FrameRequest) -> Frame:
     columns, rows = request.canvas
     if (columns, rows) != grey.shape[::-1]:
         grey = cv2.resize(grey, (columns, rows), interpolation=cv2.INTER_AREA)
-    ok, encoded = cv2.imencode(".jpg", grey, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    jpeg_quality = 85 if request.quality == "final" else 50
+    ok, encoded = cv2.imencode(".jpg", grey, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
     assert ok
     return Frame(encoded.tobytes(), "image/jpeg", columns, rows)
 

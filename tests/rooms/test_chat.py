@@ -68,8 +68,9 @@ async def test_direct_messages_mentions_and_references(store: Store) -> None:
     await rooms.join(bob, "b", STUDY, None)
 
     dm = await rooms.chat_send(alice, "a", {"to_user": bob.user_id, "text": "psst"})
-    assert channel.received("b", "chat.direct") == [dm["message"]]
-    assert channel.received("a", "chat.direct") == [dm["message"]]
+    # Each participant's copy carries the seq of their own direct-message stream.
+    assert channel.received("b", "chat.direct") == [{**dm["message"], "seq": 1}]
+    assert channel.received("a", "chat.direct") == [{**dm["message"], "seq": 1}]
     assert channel.received("c", "chat.direct") == []
     history = await rooms.chat_history(bob, "b", {"to_user": alice.user_id})
     assert [m["text"] for m in history["messages"]] == ["psst"]

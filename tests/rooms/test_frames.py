@@ -25,7 +25,7 @@ async def test_followers_share_one_render_and_latest_wins() -> None:
     gate = asyncio.Event()
     renderer = SliceRenderer(gate)
     channel = MemoryChannel()
-    relay = FrameRelay(renderer, channel, lambda sid: 0)
+    relay = FrameRelay(renderer, channel, lambda sid: 0, settle_s=None)
     relay.request("presenter", FrameRequest.from_viewport(STUDY, view(0)), view(0))
     await asyncio.sleep(0)  # frame 0 is now rendering (held at the gate)
     for frame in range(1, 5):  # the presenter scrolls on meanwhile
@@ -49,7 +49,7 @@ async def test_followers_share_one_render_and_latest_wins() -> None:
 async def test_a_backed_up_connection_gets_the_newest_frame_only() -> None:
     backlog = {"slow": 100}
     channel = MemoryChannel()
-    relay = FrameRelay(SliceRenderer(), channel, lambda sid: backlog.get(sid, 0))
+    relay = FrameRelay(SliceRenderer(), channel, lambda sid: backlog.get(sid, 0), settle_s=None)
     relay.request("slow", FrameRequest.from_viewport(STUDY, view(0)), view(0))
     for _ in range(50):
         await asyncio.sleep(0.01)
@@ -67,7 +67,7 @@ async def test_a_backed_up_connection_gets_the_newest_frame_only() -> None:
 
 async def test_without_a_render_service_viewers_get_an_error() -> None:
     channel = MemoryChannel()
-    relay = FrameRelay(NoRenderer(), channel, lambda sid: 0)
+    relay = FrameRelay(NoRenderer(), channel, lambda sid: 0, settle_s=None)
     relay.request("v", FrameRequest.from_viewport(STUDY, VIEW), VIEW)
     await _settle(relay)
     (error,) = channel.received("v", "frame.error")
@@ -77,7 +77,7 @@ async def test_without_a_render_service_viewers_get_an_error() -> None:
 
 async def test_a_viewer_that_does_not_acknowledge_is_counted() -> None:
     channel = MemoryChannel(unresponsive={"v"})
-    relay = FrameRelay(SliceRenderer(), channel, lambda sid: 0)
+    relay = FrameRelay(SliceRenderer(), channel, lambda sid: 0, settle_s=None)
     relay.request("v", FrameRequest.from_viewport(STUDY, VIEW), VIEW)
     await _settle(relay)
     assert relay.stats.unacknowledged == 1

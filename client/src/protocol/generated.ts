@@ -119,6 +119,11 @@ export type ChatMessage = {
   [key: string]: unknown;
 };
 
+export type ChatDirect = (ChatMessage) & ({
+  seq: number;
+  [key: string]: unknown;
+});
+
 export type ChatMessageAck = {
   ok: true;
   message: ChatMessage;
@@ -141,7 +146,16 @@ export type ReportMessage = string;
 export type ReportState = {
   state_vector: string;
   updates: number;
+  frozen?: (ReportFrozen) | (null);
   [key: string]: unknown;
+};
+
+export type ReportFrozen = {
+  study_uid: RoomsStudyUid;
+  version: number;
+  signer: string;
+  signed_at: string;
+  at: number;
 };
 
 export type RoomsStudyUid = DefsUid;
@@ -195,7 +209,7 @@ export type RoomsParticipant = {
 export type RoomsOp = {
   study_uid: RoomsStudyUid;
   seq: number;
-  type: "annotation.created" | "annotation.updated" | "annotation.deleted" | "chat.message" | "chat.edited" | "chat.deleted" | "presenter.changed" | "alert.changed";
+  type: "annotation.created" | "annotation.updated" | "annotation.deleted" | "chat.message" | "chat.edited" | "chat.deleted" | "presenter.changed" | "alert.changed" | "sync.linked" | "sync.unlinked" | "report.frozen";
   actor: (RoomsActor) | (null);
   at: number;
   data: {
@@ -212,6 +226,7 @@ export type RoomsSnapshot = {
   chat: Array<ChatMessage>;
   report: ReportState;
   alerts: Array<AlertsAlert>;
+  sync_links?: Array<SyncLink>;
   [key: string]: unknown;
 };
 
@@ -223,6 +238,22 @@ export type RoomsResync = {
   snapshot?: RoomsSnapshot;
   node?: string;
   [key: string]: unknown;
+};
+
+export type SyncLinkId = string;
+
+export type SyncLink = {
+  id: SyncLinkId;
+  study_uid: RoomsStudyUid;
+  series: Array<DefsUid>;
+  by: RoomsActor;
+  at: number;
+};
+
+export type SyncPlace = {
+  series_uid: DefsUid;
+  instance_uid: DefsUid;
+  frame: number;
 };
 
 export type UploadsTopic = "dicom.association.opened" | "dicom.instance.stored" | "dicom.instance.failed" | "dicom.association.closed" | "dicom.study.stable" | "dicom.mpps.updated";
@@ -373,9 +404,9 @@ export type WorkflowFinding = {
   };
 };
 
-export type ErrorCode = "bad_request" | "invalid_json" | "validation_failed" | "payload_too_large" | "unsupported_media_type" | "auth_required" | "invalid_token" | "token_expired" | "invalid_credentials" | "refresh_token_reused" | "account_disabled" | "account_locked" | "forbidden" | "not_found" | "method_not_allowed" | "not_acceptable" | "conflict" | "stale_version" | "weak_password" | "rate_limited" | "unknown_event" | "frame_out_of_range" | "invalid_window" | "invalid_canvas" | "invalid_viewport" | "invalid_tile" | "invalid_quality" | "invalid_measurement" | "undecodable" | "unsupported" | "too_large" | "not_a_volume" | "superseded" | "internal_error" | "service_unavailable" | "invalid_transition" | "already_claimed" | "claim_required" | "invalid_api_key" | "unknown_study";
+export type ErrorCode = "bad_request" | "invalid_json" | "validation_failed" | "payload_too_large" | "unsupported_media_type" | "auth_required" | "invalid_token" | "token_expired" | "invalid_credentials" | "refresh_token_reused" | "account_disabled" | "account_locked" | "forbidden" | "not_found" | "method_not_allowed" | "not_acceptable" | "conflict" | "stale_version" | "report_frozen" | "weak_password" | "rate_limited" | "unknown_event" | "frame_out_of_range" | "invalid_window" | "invalid_canvas" | "invalid_viewport" | "invalid_tile" | "invalid_quality" | "invalid_measurement" | "undecodable" | "unsupported" | "too_large" | "not_a_volume" | "superseded" | "internal_error" | "service_unavailable" | "invalid_transition" | "already_claimed" | "claim_required" | "invalid_api_key" | "unknown_study";
 
-export const ERROR_CODES = ["bad_request","invalid_json","validation_failed","payload_too_large","unsupported_media_type","auth_required","invalid_token","token_expired","invalid_credentials","refresh_token_reused","account_disabled","account_locked","forbidden","not_found","method_not_allowed","not_acceptable","conflict","stale_version","weak_password","rate_limited","unknown_event","frame_out_of_range","invalid_window","invalid_canvas","invalid_viewport","invalid_tile","invalid_quality","invalid_measurement","undecodable","unsupported","too_large","not_a_volume","superseded","internal_error","service_unavailable","invalid_transition","already_claimed","claim_required","invalid_api_key","unknown_study"] as const;
+export const ERROR_CODES = ["bad_request","invalid_json","validation_failed","payload_too_large","unsupported_media_type","auth_required","invalid_token","token_expired","invalid_credentials","refresh_token_reused","account_disabled","account_locked","forbidden","not_found","method_not_allowed","not_acceptable","conflict","stale_version","report_frozen","weak_password","rate_limited","unknown_event","frame_out_of_range","invalid_window","invalid_canvas","invalid_viewport","invalid_tile","invalid_quality","invalid_measurement","undecodable","unsupported","too_large","not_a_volume","superseded","internal_error","service_unavailable","invalid_transition","already_claimed","claim_required","invalid_api_key","unknown_study"] as const;
 
 export interface EventPayloads {
   "ai.finding.created": {
@@ -419,7 +450,10 @@ export interface EventPayloads {
   "chat.delete": {
     id: string;
   };
-  "chat.direct": ChatMessage;
+  "chat.direct": ChatDirect;
+  "chat.direct.sync": {
+    since: number;
+  };
   "chat.edit": {
     id: string;
     text: ChatText;
@@ -495,7 +529,7 @@ export interface EventPayloads {
     content_type: string;
     width?: number;
     height?: number;
-    quality?: "interactive" | "final";
+    quality: "interactive" | "final";
     viewport: RoomsViewport;
     [key: string]: unknown;
   };
@@ -580,6 +614,21 @@ export interface EventPayloads {
     by: string;
     at: string;
   };
+  "sync.link": {
+    study_uid: RoomsStudyUid;
+    series: Array<DefsUid>;
+  };
+  "sync.scroll": {
+    study_uid: RoomsStudyUid;
+    link_id: SyncLinkId;
+    from: SyncPlace;
+    to: SyncPlace;
+    distance_mm: number;
+  };
+  "sync.unlink": {
+    study_uid: RoomsStudyUid;
+    id: SyncLinkId;
+  };
   "uploads.event": {
     topic: UploadsTopic;
     facility: string;
@@ -626,6 +675,13 @@ export interface EventAcks {
   "annotation.undo": AnnotationsAnnotationAck;
   "annotation.update": AnnotationsAnnotationAck;
   "chat.delete": ChatMessageAck;
+  "chat.direct.sync": {
+    ok: true;
+    seq: number;
+    messages: Array<ChatDirect>;
+    complete: boolean;
+    [key: string]: unknown;
+  };
   "chat.edit": ChatMessageAck;
   "chat.history": {
     ok: true;
@@ -661,6 +717,17 @@ export interface EventAcks {
     invited: string;
     [key: string]: unknown;
   };
+  "sync.link": {
+    ok: true;
+    seq: RoomsSeq;
+    link: SyncLink;
+    [key: string]: unknown;
+  };
+  "sync.unlink": {
+    ok: true;
+    seq: RoomsSeq;
+    [key: string]: unknown;
+  };
   "uploads.join": {
     ok: true;
     facility: string;
@@ -677,11 +744,11 @@ export interface EventAcks {
   };
 }
 
-export type ClientEventName = "alert.acknowledge" | "alert.escalate" | "alert.resolve" | "annotation.create" | "annotation.delete" | "annotation.history" | "annotation.undo" | "annotation.update" | "chat.delete" | "chat.edit" | "chat.history" | "chat.send" | "chat.typing" | "connect" | "follow.answer" | "follow.handover" | "follow.present" | "follow.request" | "follow.set" | "follow.stop" | "presence.update" | "report.sync" | "room.join" | "room.leave" | "room.sync" | "session.renew" | "study.invite" | "uploads.join" | "uploads.leave" | "viewport.render" | "worklist.join";
+export type ClientEventName = "alert.acknowledge" | "alert.escalate" | "alert.resolve" | "annotation.create" | "annotation.delete" | "annotation.history" | "annotation.undo" | "annotation.update" | "chat.delete" | "chat.direct.sync" | "chat.edit" | "chat.history" | "chat.send" | "chat.typing" | "connect" | "follow.answer" | "follow.handover" | "follow.present" | "follow.request" | "follow.set" | "follow.stop" | "presence.update" | "report.sync" | "room.join" | "room.leave" | "room.sync" | "session.renew" | "study.invite" | "sync.link" | "sync.unlink" | "uploads.join" | "uploads.leave" | "viewport.render" | "worklist.join";
 
-export type ServerEventName = "ai.finding.created" | "alert" | "chat.direct" | "chat.mention" | "connect_error" | "follow.answered" | "follow.requested" | "follow.viewport" | "frame" | "frame.error" | "notification.created" | "report.signed" | "report.sync" | "room.op" | "room.presence" | "session.expired" | "study.invitation" | "study.status_changed" | "uploads.event" | "worklist.changed";
+export type ServerEventName = "ai.finding.created" | "alert" | "chat.direct" | "chat.mention" | "connect_error" | "follow.answered" | "follow.requested" | "follow.viewport" | "frame" | "frame.error" | "notification.created" | "report.signed" | "report.sync" | "room.op" | "room.presence" | "session.expired" | "study.invitation" | "study.status_changed" | "sync.scroll" | "uploads.event" | "worklist.changed";
 
-export const VOLATILE_EVENTS = ["chat.typing","follow.viewport","frame","frame.error","presence.update","room.presence","viewport.render"] as const;
+export const VOLATILE_EVENTS = ["chat.typing","follow.viewport","frame","frame.error","presence.update","room.presence","sync.scroll","viewport.render"] as const;
 
 export interface RequestBodies {
   "ai.engines.create": {

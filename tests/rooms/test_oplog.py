@@ -1,0 +1,76 @@
+"""The op log claims sequence numbers by insert, and batches inserts, on the real store."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pymongo.errors import DuplicateKeyError
+
+from server.rooms.batched import InsertBatcher
+from server.rooms.oplog import OPS, RoomLog
+from server.store.database import Store
+
+STUDY = "1.2.826.0.1.3680043.10.77"
+
+
+async def test_concurrent_inserts_share_batches_and_each_caller_hears_its_own_error(
+    store: Store,
+) -> None:
+    collection = store["batched_things"]
+    await collection.create_index("n", unique=True)
+    batcher = InsertBatcher(collection)
+    results = await asyncio.gather(
+        *(batcher.insert({"n": n % 30}) for n in range(40)), return_exceptions=True
+    )
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(refused) == 10
+    assert all(isinstance(r, DuplicateKeyError) for r in refused)
+    assert sorted([doc["n"] async for doc in collection.find()]) == list(range(30))
+    assert batcher.documents == 40
+    assert batcher.batches < 40  # the inserts that arrived during a write went out together
+
+
+async def test_an_idle_batcher_writes_at_once(store: Store) -> None:
+    batcher = InsertBatcher(store["batched_things"])
+    await batcher.insert({"n": 1})
+    assert await store["batched_things"].count_documents({"n": 1}) == 1
+    assert (batcher.batches, batcher.documents) == (1, 1)
+
+
+async def test_two_nodes_appending_to_one_room_get_distinct_gapless_seqs(store: Store) -> None:
+    """Two logs stand for two server processes sharing the store: every claim that loses to the
+    other node rereads and tries the next number, so the room's ops are numbered 1..N once."""
+    first, second = RoomLog(store), RoomLog(store)
+    ops = await asyncio.gather(
+        *(
+            (first if n % 2 else second).append(STUDY, "chat.message", None, {"n": n})
+            for n in range(60)
+        )
+    )
+    seqs = sorted(op["seq"] for op in ops)
+    assert seqs == list(range(1, 61))
+    stored = [doc["seq"] async for doc in store[OPS].find({"study_uid": STUDY}).sort("seq", 1)]
+    assert stored == seqs
+    assert await first.current(STUDY) == await second.current(STUDY) == 60
+
+
+async def test_a_log_started_late_continues_after_the_stored_ops(store: Store) -> None:
+    for n in range(3):
+        await RoomLog(store).append(STUDY, "chat.message", None, {"n": n})
+    restarted = RoomLog(store)
+    op = await restarted.append(STUDY, "chat.message", None, {"n": 3})
+    assert op["seq"] == 4
+    current, ops = await restarted.since(STUDY, 2)
+    assert current == 4
+    assert [o["seq"] for o in ops or []] == [3, 4]
+
+
+@pytest.mark.parametrize("since", [5, 0])
+async def test_since_beyond_or_too_far_behind_asks_for_a_snapshot(store: Store, since: int) -> None:
+    log = RoomLog(store)
+    log.replay_limit = 2
+    for n in range(4):
+        await log.append(STUDY, "chat.message", None, {"n": n})
+    current, ops = await log.since(STUDY, since)
+    assert (current, ops) == (4, None)
