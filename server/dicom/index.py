@@ -456,7 +456,7 @@ class IndexWriter:
         uids = [uid for uid in fresh if fresh[uid][0].key is None]
         results = await asyncio.gather(
             *(
-                self.blobs.put(fresh[uid][1].instance["blob"], fresh[uid][0].prepared.raw)
+                self.blobs.put_new(fresh[uid][1].instance["blob"], fresh[uid][0].prepared.raw)
                 for uid in uids
             ),
             return_exceptions=True,
