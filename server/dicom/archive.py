@@ -7,13 +7,20 @@ rest. Facility scoping is the caller's choice: ``facility=None`` means every fac
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections import OrderedDict
 
 from aiohttp import web
+from pymongo.errors import DuplicateKeyError
 
-from server.dicom.index import INSTANCES, METADATA, SERIES, STUDIES
+from server.dicom.index import INSTANCES, METADATA, SERIES, STUDIES, metadata_doc
+from server.dicom.parse import Rejected, prepare
 from server.store.blobs import BlobNotFound, BlobStore
 from server.store.database import Document, Store
+
+log = logging.getLogger(__name__)
 
 
 def _scope(query: Document, facility: str | None) -> Document:
@@ -145,11 +152,40 @@ class Archive:
         sop_instance_uid: str | None = None,
         facility: str | None = None,
     ) -> list[Document]:
-        """Metadata documents (``json`` is a DICOM JSON string) in instance order."""
-        query = _uid_query(study_instance_uid, series_instance_uid, sop_instance_uid)
-        docs = [doc async for doc in self._store[METADATA].find(_scope(query, facility))]
+        """Metadata documents (``json`` is a DICOM JSON string) in instance order.
+
+        The index writer writes them just after answering the sender, so an instance may be
+        indexed without one for a moment, or for good if the node died in between: those are
+        rebuilt here from the stored file. Only indexed instances are answered.
+        """
+        query = _scope(
+            _uid_query(study_instance_uid, series_instance_uid, sop_instance_uid), facility
+        )
+        instances = [
+            doc async for doc in self._store[INSTANCES].find(query, {"blob": 1, "facility": 1})
+        ]
+        indexed = {doc["_id"] for doc in instances}
+        docs = [doc async for doc in self._store[METADATA].find(query) if doc["_id"] in indexed]
+        found = {doc["_id"] for doc in docs}
+        for instance in instances:
+            if instance["_id"] not in found:
+                rebuilt = await self._rebuild_metadata(instance)
+                if rebuilt is not None:
+                    docs.append(rebuilt)
         docs.sort(key=_instance_order)
         return docs
+
+    async def _rebuild_metadata(self, instance: Document) -> Document | None:
+        try:
+            raw = await self._blobs.get(str(instance["blob"]))
+            prepared = await asyncio.to_thread(prepare, raw, None)
+        except (BlobNotFound, Rejected) as exc:
+            log.warning("no metadata for %s: %s", instance["_id"], exc)
+            return None
+        doc = metadata_doc(prepared, str(instance["facility"]))
+        with contextlib.suppress(DuplicateKeyError):
+            await self._store[METADATA].insert_one(dict(doc))
+        return doc
 
     async def study(self, study_instance_uid: str, facility: str | None = None) -> Document | None:
         return await self._store[STUDIES].find_one(_scope({"_id": study_instance_uid}, facility))

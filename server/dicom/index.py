@@ -18,9 +18,13 @@ Collections and their document shapes (times are epoch floats):
   ``updated_at``, and ``performed_status`` once an MPPS names the study.
 - ``dicom_patients``: ``_id`` = ``<facility>|<PatientID>``; ``facility``, ``q``, ``attrs``.
 
-Writes are shaped for the embedded store: a batch of new instances is two ``insert_many`` calls,
-and the parents are upserts by ``_id`` with ``$inc`` counters — one per distinct series and study
-in the batch, so concurrent associations share the cost (group commit).
+Writes are shaped for the embedded store: a batch of new instances is one ``insert_many`` before
+the senders hear success, and the parents are upserts by ``_id`` with ``$inc`` counters — one per
+distinct series and study in the batch, so concurrent associations share the cost (group
+commit). The ``dicom_metadata`` documents are derived from the stored files, so they are written
+right after the senders were answered, batched (one ``insert_many`` for whatever gathered), not
+on the success path; ``Archive.metadata`` rebuilds any that a crash left unwritten from the
+blob, so readers never depend on the gap.
 """
 
 from __future__ import annotations
@@ -143,6 +147,19 @@ def blob_key(sop_instance_uid: str) -> str:
     return f"dicom/{digest[:2]}/{sop_instance_uid}.{secrets.token_hex(4)}.dcm"
 
 
+def metadata_doc(prepared: Prepared, facility: str) -> Document:
+    """Pure: the ``dicom_metadata`` document of one object (derivable from its file alone)."""
+    return {
+        "_id": prepared.sop_instance_uid,
+        "facility": facility,
+        "study_uid": prepared.study_instance_uid,
+        "series_uid": prepared.series_instance_uid,
+        "instance_number": prepared.instance_number,
+        "frames": prepared.frames,
+        "json": _text(prepared.json),
+    }
+
+
 @dataclass(frozen=True)
 class Docs:
     instance: Document
@@ -180,15 +197,7 @@ def build_docs(prepared: Prepared, facility: str, key: str, now: float) -> Docs:
             }
         ),
     }
-    metadata = {
-        "_id": prepared.sop_instance_uid,
-        "facility": facility,
-        "study_uid": prepared.study_instance_uid,
-        "series_uid": prepared.series_instance_uid,
-        "instance_number": prepared.instance_number,
-        "frames": prepared.frames,
-        "json": _text(body),
-    }
+    metadata = metadata_doc(prepared, facility)
     series = {
         "study_uid": prepared.study_instance_uid,
         "facility": facility,
@@ -219,6 +228,7 @@ class _Pending:
 # Counters of series already known are written at most this often while images keep arriving
 # (and at once when someone asks for ``settled``), not after every image.
 COUNT_DELAY_S = 0.5
+MAX_METADATA_BACKLOG = 10_000
 
 
 def _write_errors(exc: BulkWriteError) -> dict[int, dict[str, Any]]:
@@ -254,6 +264,7 @@ class IndexWriter:
         self._known_series: set[str] = set()
         self._deferred_series: dict[str, list[int]] = {}
         self._deferred_studies: dict[str, list[int]] = {}
+        self._metadata_backlog: list[Document] = []
         self._settled = asyncio.Event()
         self._settled.set()
 
@@ -272,12 +283,15 @@ class IndexWriter:
             pending = self._queue.get_nowait()
             if not pending.future.done():
                 pending.future.set_exception(RuntimeError("the archive is shutting down"))
+        await self._flush_metadata()
         await self._flush_counts()
         self._settled.set()
 
     async def settled(self) -> None:
-        """Wait until every acknowledged object is counted in its series and study."""
+        """Wait until every acknowledged object is counted in its series and study and its
+        metadata document is written."""
         await self._settled.wait()
+        await self._flush_metadata()
         await self._flush_counts()
 
     async def submit(self, prepared: Prepared, facility: str, key: str | None = None) -> bool:
@@ -307,6 +321,7 @@ class IndexWriter:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._write(batch)
+                await self._flush_metadata()
             except asyncio.CancelledError:
                 for pending in batch:
                     if not pending.future.done():
@@ -335,29 +350,21 @@ class IndexWriter:
         if not written:
             return
         docs = [fresh[uid][1] for uid in written]
-        results = await asyncio.gather(
-            self._store[INSTANCES].insert_many([d.instance for d in docs], ordered=False),
-            self._store[METADATA].insert_many([d.metadata for d in docs], ordered=False),
-            return_exceptions=True,
-        )
-        instance_errors = self._errors(results[0])
-        metadata_errors = self._errors(results[1])
-        if instance_errors is None or metadata_errors is None:
-            failure = results[0] if instance_errors is None else results[1]
-            assert isinstance(failure, BaseException)
-            ours = (
-                []
-                if metadata_errors is None
-                else [d.metadata["_id"] for i, d in enumerate(docs) if i not in metadata_errors]
-            )
-            await self._undo(written, fresh, ours, failure)
+        try:
+            await self._store[INSTANCES].insert_many([d.instance for d in docs], ordered=False)
+            instance_errors: dict[int, dict[str, Any]] = {}
+        except BulkWriteError as exc:
+            instance_errors = _write_errors(exc)
+            if not instance_errors:
+                await self._undo(written, fresh, exc)
+                return
+        except Exception as exc:
+            await self._undo(written, fresh, exc)
             return
         inserted: list[Docs] = []
         for index, doc in enumerate(docs):
-            uid = doc.instance["_id"]
-            pending = fresh[uid][0]
+            pending = fresh[doc.instance["_id"]][0]
             instance_error = instance_errors.get(index)
-            metadata_error = metadata_errors.get(index)
             if instance_error is not None:
                 with contextlib.suppress(Exception):
                     await self.blobs.delete(doc.instance["blob"])
@@ -366,20 +373,44 @@ class IndexWriter:
                 else:
                     pending.future.set_exception(RuntimeError(str(instance_error.get("errmsg"))))
                 continue
-            if metadata_error is not None:
-                if metadata_error.get("code") == 11000:
-                    # Left behind by a crash between the two inserts: ours is the truth now.
-                    await self._store[METADATA].replace_one({"_id": uid}, doc.metadata)
-                else:
-                    await self._store[INSTANCES].delete_one({"_id": uid})
-                    with contextlib.suppress(Exception):
-                        await self.blobs.delete(doc.instance["blob"])
-                    pending.future.set_exception(RuntimeError(str(metadata_error.get("errmsg"))))
-                    continue
             inserted.append(doc)
         await self._index_parents(inserted, now)
+        self._metadata_backlog.extend(doc.metadata for doc in inserted)
         for doc in inserted:
             fresh[doc.instance["_id"]][0].future.set_result(True)
+
+    async def _flush_metadata(self) -> None:
+        """Write the metadata of answered objects; the writer and ``settled`` may both call this.
+
+        A copy already there (a reader rebuilt it, or a crash left it) is replaced by ours. If
+        the store fails, the documents are kept for the next flush up to a bound; past it they
+        are dropped with a warning and ``Archive.metadata`` rebuilds them from the blobs.
+        """
+        if not self._metadata_backlog:
+            return
+        taken, self._metadata_backlog = self._metadata_backlog, []
+        try:
+            await self._store[METADATA].insert_many(taken, ordered=False)
+            return
+        except BulkWriteError as exc:
+            errors = _write_errors(exc)
+            retry = [taken[i] for i, e in errors.items() if e.get("code") != 11000]
+            for index, error in errors.items():
+                if error.get("code") == 11000:
+                    doc = taken[index]
+                    with contextlib.suppress(PyMongoError):
+                        await self._store[METADATA].replace_one({"_id": doc["_id"]}, doc)
+            if not errors:
+                retry = taken
+        except PyMongoError:
+            retry = taken
+        except BaseException:
+            self._metadata_backlog[:0] = taken
+            raise
+        if len(self._metadata_backlog) + len(retry) <= MAX_METADATA_BACKLOG:
+            self._metadata_backlog[:0] = retry
+        else:
+            log.warning("dropped %d metadata documents; readers rebuild them", len(retry))
 
     async def _index_parents(self, docs: list[Docs], now: float) -> None:
         """Create parents before success; only count into ones this process already made.
@@ -437,16 +468,6 @@ class IndexWriter:
                     again[0] += count
                     again[1] += size
 
-    @staticmethod
-    def _errors(result: object) -> dict[int, dict[str, Any]] | None:
-        """Per-document write errors of an insert_many, or None if the whole call failed."""
-        if isinstance(result, BulkWriteError):
-            errors = _write_errors(result)
-            return errors if errors else None
-        if isinstance(result, BaseException):
-            return None
-        return {}
-
     async def _discard(self, pending: _Pending) -> None:
         if pending.key is not None:
             with contextlib.suppress(Exception):
@@ -456,7 +477,7 @@ class IndexWriter:
         uids = [uid for uid in fresh if fresh[uid][0].key is None]
         results = await asyncio.gather(
             *(
-                self.blobs.put(fresh[uid][1].instance["blob"], fresh[uid][0].prepared.raw)
+                self.blobs.put_new(fresh[uid][1].instance["blob"], fresh[uid][0].prepared.raw)
                 for uid in uids
             ),
             return_exceptions=True,
@@ -472,7 +493,6 @@ class IndexWriter:
         self,
         written: list[str],
         fresh: dict[str, tuple[_Pending, Docs]],
-        our_metadata: list[str],
         exc: BaseException,
     ) -> None:
         """Leave nothing half-written: what this batch inserted, and its blobs, are removed.
@@ -482,9 +502,6 @@ class IndexWriter:
         keys = [fresh[uid][1].instance["blob"] for uid in written]
         with contextlib.suppress(PyMongoError):
             await self._store[INSTANCES].delete_many({"blob": {"$in": keys}})
-        if our_metadata:
-            with contextlib.suppress(PyMongoError):
-                await self._store[METADATA].delete_many({"_id": {"$in": our_metadata}})
         for uid in written:
             pending, docs = fresh[uid]
             with contextlib.suppress(Exception):

@@ -24,7 +24,7 @@ async def receive(ingest: Ingest, upload: Upload, raw: bytes, sop_uid: str, sop_
     """Vet, store and index one object; return the DIMSE status for the peer."""
     key = blob_key(sop_uid) if UID_PATTERN.match(sop_uid) and len(sop_uid) <= 64 else None
     written = (
-        asyncio.get_running_loop().create_task(ingest.blobs.put(key, raw))
+        asyncio.get_running_loop().create_task(ingest.blobs.put_new(key, raw))
         if key is not None
         else None
     )

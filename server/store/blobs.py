@@ -1,7 +1,12 @@
 """Where DICOM files live: the local disk for one node, GridFS when several nodes share them.
 
 Writes are atomic (temp file, fsync, rename) so a crash or an aborted transfer never leaves a
-half-written object under a real key.
+half-written object under a real key. ``put_new`` is the cheaper write for a key that has never
+been used and that nobody reads until its writer says so (the DICOM archive names each received
+copy uniquely and indexes it only after ``put_new`` returned): the file is created under its key,
+``fdatasync``-ed and its directory fsync-ed, as durable as ``put`` without the temp file and
+rename. Orthanc, the benchmark's baseline, writes its files the same way but skips the directory
+fsync.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ class BlobNotFound(KeyError):
 class BlobStore(Protocol):
     async def put(self, key: str, data: bytes) -> None: ...
 
+    async def put_new(self, key: str, data: bytes) -> None: ...
+
     async def get(self, key: str) -> bytes: ...
 
     async def delete(self, key: str) -> None: ...
@@ -53,6 +60,7 @@ class LocalBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        self._made: set[Path] = set()
 
     def path(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -77,6 +85,34 @@ class LocalBlobStore:
         finally:
             os.close(dir_fd)
 
+    def _write_new(self, key: str, data: bytes) -> None:
+        """Exclusive create: a half-written file (crash, full disk) is under a key nothing names
+        yet, so no reader can see it; on an error it is removed at once."""
+        target = self.path(key)
+        parent = target.parent
+        if parent not in self._made:
+            parent.mkdir(parents=True, exist_ok=True)
+            if len(self._made) < 4096:
+                self._made.add(parent)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            with memoryview(data) as view:
+                written = 0
+                while written < len(view):
+                    written += os.write(fd, view[written:])
+            os.fdatasync(fd)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
+            raise
+        os.close(fd)
+        dir_fd = os.open(parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
     def _read(self, key: str) -> bytes:
         try:
             return self.path(key).read_bytes()
@@ -89,6 +125,9 @@ class LocalBlobStore:
 
     async def put(self, key: str, data: bytes) -> None:
         await asyncio.to_thread(self._write, key, data)
+
+    async def put_new(self, key: str, data: bytes) -> None:
+        await asyncio.to_thread(self._write_new, key, data)
 
     async def get(self, key: str) -> bytes:
         return await asyncio.to_thread(self._read, key)
@@ -118,6 +157,9 @@ class GridFSBlobStore:
             if old["_id"] != new_id:
                 with contextlib.suppress(NoFile):
                     await self.bucket.delete(old["_id"])
+
+    async def put_new(self, key: str, data: bytes) -> None:
+        await self.put(key, data)
 
     async def get(self, key: str) -> bytes:
         check_key(key)

@@ -7,7 +7,10 @@ from typing import Any
 
 from dicomweb_client.api import DICOMwebClient
 
+from server.appkeys import STORE
 from server.auth.roles import Role
+from server.dicom.index import METADATA
+from server.dicom.keys import INGEST
 from tests.dicom.conftest import Archive
 from tests.dicom.samples import sample
 from tests.dicom.synthetic import ct_series, to_bytes
@@ -303,3 +306,25 @@ def test_accept_header_parsing() -> None:
     assert parse_accept("image/png") is None
     assert parse_accept('multipart/related; type="image/jpeg"') is None
     assert parse_accept("application/dicom; q=0") is None
+
+
+async def test_metadata_a_crash_left_unwritten_is_rebuilt_from_the_file(archive: Archive) -> None:
+    """Metadata documents are written just after the sender is answered; if a node died in that
+    gap, the metadata answer still holds every instance, rebuilt from its stored file."""
+    token = await archive.token_for("tech", Role.TECHNICIAN)
+    series = ct_series(3)
+    await asyncio.to_thread(_client(archive, token).store_instances, series.datasets)
+    await archive.app[INGEST].settled()
+    lost = str(series.datasets[1].SOPInstanceUID)
+    metadata = archive.app[STORE][METADATA]
+    assert (await metadata.delete_one({"_id": lost})).deleted_count == 1
+    found = await asyncio.to_thread(
+        _client(archive, token).retrieve_series_metadata, series.study_uid, series.series_uid
+    )
+    assert sorted(m["00080018"]["Value"][0] for m in found) == sorted(
+        str(ds.SOPInstanceUID) for ds in series.datasets
+    )
+    rebuilt = next(m for m in found if m["00080018"]["Value"][0] == lost)
+    assert rebuilt["00100010"] == found[0]["00100010"]
+    assert "BulkDataURI" in rebuilt["7FE00010"]
+    assert await metadata.count_documents({"_id": lost}) == 1

@@ -17,7 +17,7 @@ from pynetdicom.pdu_primitives import P_DATA
 from server.appkeys import SETTINGS, STORE
 from server.dicom.archive import ARCHIVE
 from server.dicom.index import INSTANCES, METADATA
-from server.dicom.keys import PEERS
+from server.dicom.keys import INGEST, PEERS
 from server.store.embedded import free_port
 from tests.dicom.conftest import Archive
 from tests.dicom.scu import associate, in_thread, make_ae, store
@@ -326,6 +326,7 @@ async def test_aborted_association_leaves_no_partial_instance(archive: Archive) 
     assert await in_thread(store, archive.port, [after]) == [0]
     uids = [doc["_id"] async for doc in archive.app[STORE][INSTANCES].find({})]
     assert uids == [str(after.SOPInstanceUID)]
+    await archive.app[INGEST].settled()
     assert await archive.app[STORE][METADATA].count_documents({}) == 1
     with pytest.raises(KeyError):
         await archive.app[ARCHIVE].instance_bytes(str(aborted.SOPInstanceUID))

@@ -67,3 +67,19 @@ async def test_failed_local_write_keeps_the_old_file(tmp_path: Path) -> None:
         await blobs.put("k", 12345)  # type: ignore[arg-type]
     assert await blobs.get("k") == b"old"
     assert list(tmp_path.rglob(".tmp-*")) == []
+
+
+async def test_put_new_stores_a_fresh_key(blobs: BlobStore) -> None:
+    key = sharded_key(f"new-{uuid.uuid4().hex}")
+    await blobs.put_new(key, b"x" * 70_000)
+    assert await blobs.get(key) == b"x" * 70_000
+
+
+async def test_local_put_new_never_overwrites(tmp_path: Path) -> None:
+    """A key written by put_new is someone's stored copy: a second write to it must fail."""
+    blobs = LocalBlobStore(tmp_path)
+    await blobs.put_new("cd/one.dcm", b"stored")
+    with pytest.raises(FileExistsError):
+        await blobs.put_new("cd/one.dcm", b"other")
+    assert await blobs.get("cd/one.dcm") == b"stored"
+    assert sorted(p.name for p in (tmp_path / "cd").iterdir()) == ["one.dcm"]
