@@ -54,6 +54,7 @@ async def cancel_order(request: web.Request) -> web.Response:
 @routes.get("/api/worklist")
 async def worklist(request: web.Request) -> web.Response:
     principal = await require(request, Permission.WORKLIST_READ)
+    await request.app[WORKFLOW].intake.write_counts()
     parsed = query.parse(
         request.query,
         username=principal.username,
@@ -81,6 +82,7 @@ async def worklist(request: web.Request) -> web.Response:
 @routes.get("/api/studies/{study_id}")
 async def get_study(request: web.Request) -> web.Response:
     principal = await require(request, Permission.WORKLIST_READ)
+    await request.app[WORKFLOW].intake.write_counts()
     doc = await request.app[WORKFLOW].studies.visible(request.match_info["study_id"], principal)
     return _study_response(request, doc)
 

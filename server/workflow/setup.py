@@ -77,6 +77,7 @@ def setup_workflow(app: web.Application, clock: Clock = utc_now, tick_s: float =
             await ticker
         for undo in unsubscribe:
             undo()
+        await workflow.intake.close()
 
     app.cleanup_ctx.append(workflow_ctx)
     app.add_routes(routes)

@@ -3,6 +3,7 @@ sorts and pages them; every change is audited and published."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -183,13 +184,22 @@ async def test_unscheduled_study_and_malformed_events(harness: WorkflowHarness) 
     )
     await stored(harness, "1.2.840.99", modality="MR", duplicate=False)
     await stored(harness, "1.2.840.99", modality="MR", duplicate=False)
+    await stored(harness, "1.2.840.99", modality="MR", duplicate=False)
     items = harness.noctis.app[STORE]["worklist_items"]
     assert await items.count_documents({}) == 1
     row = await items.find_one({"study_instance_uid": "1.2.840.99"})
     assert row is not None
     assert row["unscheduled"] is True
     assert row["status"] == "arrived"
-    assert row["images"] == 2
+    # The first image is counted with the row; the others are written together a moment later.
+    assert row["images"] == 1
+    for _ in range(100):
+        row = await items.find_one({"study_instance_uid": "1.2.840.99"})
+        if row is not None and row["images"] == 3:
+            break
+        await asyncio.sleep(0.02)
+    assert row is not None
+    assert row["images"] == 3
     assert (row["patient_id"], row["patient_name"]) == ("X9", "Poe^Ed")
     assert row["accession_number"] == "NEW1"
     assert row["modality"] == "MR"
