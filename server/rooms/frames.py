@@ -38,9 +38,12 @@ log = logging.getLogger(__name__)
 MAX_BACKLOG = 8
 ACK_TIMEOUT_S = 5.0
 # Every ACK_EVERY-th frame of a lane asks for an acknowledgement; a lane stops sending once
-# MAX_UNCONFIRMED frames are out past the last acknowledged one (two acknowledgement rounds).
-ACK_EVERY = 4
-MAX_UNCONFIRMED = 2 * ACK_EVERY
+# MAX_UNCONFIRMED frames are out past the last acknowledged one. More than ACK_EVERY, so the
+# acknowledgement a lane waits for was asked for a frame earlier and is usually back already; not
+# much more, because a client slower than the presenter holds that many frames queued, each one
+# latency (measured: eight in flight tripled the followers' latency of two under load).
+ACK_EVERY = 3
+MAX_UNCONFIRMED = ACK_EVERY + 1
 # How long a frame waits for the other lanes sending it: the lane that rendered it resumes a few
 # loop turns before the ones that waited on its render.
 GATHER_S = 0.002
