@@ -421,10 +421,120 @@ def now() -> float:
 
 
 async def scenario_edits(
-    urls: list[str], duration: float, rate: float, presence_hz: float, procs: list[Proc]
+    urls: list[str],
+    duration: float,
+    rate: float,
+    presence_hz: float,
+    workers: int,
+    procs: list[Proc],
 ) -> dict[str, Any]:
+    """The readers run in ``workers`` processes, whole rooms each, so one generator's event loop
+    receiving every room's fan-out and presence is not what the latencies measure. A room's five
+    readers share a process: each latency is stamped and read by the same clock and process."""
     keys = await tokens(urls[0])
-    readers: list[Reader] = []
+    probe = await connect(urls[0], keys[0])
+    shares = [list(range(20))[n::workers] for n in range(workers)]
+    spawned = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--readers-worker",
+            json.dumps(
+                {
+                    "urls": urls,
+                    "tokens": keys,
+                    "rooms": rooms,
+                    "duration": duration,
+                    "rate": rate,
+                    "presence_hz": presence_hz,
+                }
+            ),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=REPORT_LIMIT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        for rooms in shares
+        if rooms
+    ]
+    for child in spawned:
+        await expect(child, b"ready")
+    worker_procs = [Proc(f"generator-readers{n}", c.pid) for n, c in enumerate(spawned)]
+    base = await baseline(probe)
+    mark([*procs, *worker_procs])
+    start = time.perf_counter()
+    for child in spawned:
+        await tell(child, b"go")
+    for child in spawned:
+        await expect(child, b"ran")
+    elapsed = time.perf_counter() - start
+    usage = finish([*procs, *worker_procs])
+    reports = []
+    for child in spawned:
+        await tell(child, b"report")
+        assert child.stdout is not None
+        reports.append(json.loads(await asyncio.wait_for(child.stdout.readline(), 120)))
+        await child.wait()
+    await probe.disconnect()
+    total: dict[str, Any] = {
+        key: sum(r[key] for r in reports)
+        for key in ("readers", "acked", "ops", "live_missing", "lost", "presence_sent")
+    }
+    errors: defaultdict[str, int] = defaultdict(int)
+    for report in reports:
+        for code, n in report["errors"].items():
+            errors[code] += n
+    fanout = [x for r in reports for x in r["fanout"]]
+    presence_lat = [x for r in reports for x in r["presence"]]
+    acked = total["acked"]
+    result: dict[str, Any] = {
+        "readers": total["readers"],
+        "nodes": len(urls),
+        "reader_processes": len(spawned),
+        "edits_acked": acked,
+        "edit_errors": dict(errors),
+        "edits_per_s": round(acked / elapsed, 1),
+        "cpu_ms_per_edit": cpu_ms_per(usage, elapsed, acked),
+        "ops_in_store": total["ops"],
+        "ack_latency": percentiles([x for r in reports for x in r["acks"]]),
+        "fanout_latency": percentiles(fanout),
+        "deliveries": len(fanout),
+        "deliveries_expected": acked * 4,
+        "live_missing_then_resynced": total["live_missing"],
+        "persisted_lost": total["lost"],
+        "baseline_noop_round_trip": base,
+        "processes": usage,
+        "_samples": fanout,
+    }
+    if presence_hz:
+        result["presence_hz_per_reader"] = presence_hz
+        result["presence_sent"] = total["presence_sent"]
+        result["presence_latency"] = percentiles(presence_lat)
+        result["cpu_ms_per_presence_update"] = cpu_ms_per(usage, elapsed, total["presence_sent"])
+        result["_presence_samples"] = presence_lat
+    return result
+
+
+async def tell(child: asyncio.subprocess.Process, word: bytes) -> None:
+    assert child.stdin is not None
+    child.stdin.write(word + b"\n")
+    await child.stdin.drain()
+
+
+async def expect(child: asyncio.subprocess.Process, word: bytes) -> None:
+    assert child.stdout is not None
+    line = await asyncio.wait_for(child.stdout.readline(), 120)
+    if line.strip() != word:
+        raise RuntimeError(f"a reader worker said {line!r}, not {word!r}")
+
+
+async def readers_worker(spec: dict[str, Any]) -> None:
+    """One generator process's rooms of scenarios 2-4: join, say ``ready``; on ``go`` make the
+    edits and presence updates, say ``ran``; on ``report`` check every reader holds every seq of
+    its room and print the counts and latency samples as one JSON line."""
+    urls, keys, rate, duration = spec["urls"], spec["tokens"], spec["rate"], spec["duration"]
+    presence_hz = spec["presence_hz"]
+    readers: list[tuple[int, Reader]] = []
     sent: dict[str, float] = {}
     fanout: list[float] = []
     presence_sent: dict[tuple[str, str, int], float] = {}
@@ -432,7 +542,7 @@ async def scenario_edits(
     acked = 0
     acks: list[float] = []
     errors: defaultdict[str, int] = defaultdict(int)
-    for room in range(20):
+    for room in spec["rooms"]:
         for seat in range(5):
             url = urls[(room * 5 + seat) % len(urls)]
             sio = await connect(url, keys[seat])
@@ -456,8 +566,7 @@ async def scenario_edits(
             sio.on("room.op", on_op)
             sio.on("room.presence", on_presence)
             await sio.call("room.join", {"study_uid": reader.room}, timeout=30)
-            readers.append(reader)
-    base = await baseline(readers[0].sio)
+            readers.append((room * 5 + seat, reader))
 
     async def edits(reader: Reader, offset: float) -> None:
         nonlocal acked
@@ -513,61 +622,46 @@ async def scenario_edits(
             n += 1
             await asyncio.sleep(1 / presence_hz)
 
-    count = len(readers)
-    tasks = [edits(r, i / count / rate) for i, r in enumerate(readers)]
+    loop = asyncio.get_running_loop()
+    print("ready", flush=True)
+    await loop.run_in_executor(None, sys.stdin.readline)
+    # Offsets from each reader's place among all 100, as when they all ran in one process.
+    tasks = [edits(r, i / 100 / rate) for i, r in readers]
     if presence_hz:
-        tasks += [presence(r, i / count / presence_hz) for i, r in enumerate(readers)]
-    mark(procs)
-    start = time.perf_counter()
+        tasks += [presence(r, i / 100 / presence_hz) for i, r in readers]
     await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - start
-    usage = finish(procs)
+    print("ran", flush=True)
+    await loop.run_in_executor(None, sys.stdin.readline)
     await asyncio.sleep(2.0)
-
     # Every reader must hold every seq of its room: live, or by resync after the fact.
     live_missing = 0
-    persisted_lost = 0
-    total_ops = 0
-    for reader in readers:
+    lost = 0
+    for _, reader in readers:
         answer = await reader.sio.call("room.sync", {"study_uid": reader.room, "since": 0})
-        final = answer["seq"]
         replayed = {op["seq"] for op in answer.get("ops", [])}
-        expected = set(range(1, final + 1))
+        expected = set(range(1, answer["seq"] + 1))
         live_missing += len(expected - reader.seqs)
-        persisted_lost += len(expected - reader.seqs - replayed)
-        total_ops = max(total_ops, final)
-    room_ops = 0
-    for room in range(20):
-        answer = await readers[room * 5].sio.call(
-            "room.sync", {"study_uid": study(room), "since": 0}
-        )
-        room_ops += len(answer.get("ops", []))
-    for reader in readers:
+        lost += len(expected - reader.seqs - replayed)
+    ops = 0
+    for i, reader in readers:
+        if i % 5 == 0:
+            answer = await reader.sio.call("room.sync", {"study_uid": reader.room, "since": 0})
+            ops += len(answer.get("ops", []))
+    for _, reader in readers:
         await reader.sio.disconnect()
-    result: dict[str, Any] = {
-        "readers": count,
-        "nodes": len(urls),
-        "edits_acked": acked,
-        "edit_errors": dict(errors),
-        "edits_per_s": round(acked / elapsed, 1),
-        "cpu_ms_per_edit": cpu_ms_per(usage, elapsed, acked),
-        "ops_in_store": room_ops,
-        "ack_latency": percentiles(acks),
-        "fanout_latency": percentiles(fanout),
-        "deliveries": len(fanout),
-        "deliveries_expected": acked * 4,
-        "live_missing_then_resynced": live_missing,
-        "persisted_lost": persisted_lost,
-        "baseline_noop_round_trip": base,
-        "processes": usage,
-        "_samples": fanout,
+    report = {
+        "readers": len(readers),
+        "acked": acked,
+        "errors": dict(errors),
+        "ops": ops,
+        "live_missing": live_missing,
+        "lost": lost,
+        "presence_sent": len(presence_sent),
+        "acks": acks,
+        "fanout": fanout,
+        "presence": presence_lat,
     }
-    if presence_hz:
-        result["presence_hz_per_reader"] = presence_hz
-        result["presence_sent"] = len(presence_sent)
-        result["presence_latency"] = percentiles(presence_lat)
-        result["_presence_samples"] = presence_lat
-    return result
+    print(json.dumps(report), flush=True)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -590,7 +684,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         )
                     else:
                         hz = 20.0 if name == "3" else 0.0
-                        result = await scenario_edits(nodes, args.duration, args.rate, hz, procs)
+                        result = await scenario_edits(
+                            nodes, args.duration, args.rate, hz, args.workers, procs
+                        )
             result["machine_load_average_1m"] = round(os.getloadavg()[0], 2)
             results[name] = result
             print_result(name, result)
@@ -643,9 +739,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1.0, help="edits/s per reader (2-4)")
     parser.add_argument("--followers", type=int, default=49, help="scenario 1 (max 200)")
     parser.add_argument(
-        "--workers", type=int, default=2, help="scenario 1: processes holding the followers"
+        "--workers",
+        type=int,
+        default=2,
+        help="processes holding the followers (1) or the readers, whole rooms each (2-4)",
     )
     parser.add_argument("--follower-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--readers-worker", help=argparse.SUPPRESS)
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -655,6 +755,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.follower_worker:
         asyncio.run(follower_worker(json.loads(args.follower_worker)))
+        return
+    if args.readers_worker:
+        asyncio.run(readers_worker(json.loads(args.readers_worker)))
         return
     args.duration = min(args.duration, MAX_DURATION_S)
     args.followers = min(args.followers, 200)

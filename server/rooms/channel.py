@@ -20,6 +20,9 @@ class Channel(Protocol):
     async def send_local(self, event: str, *args: Any, sid: str) -> None:
         """Deliver to one connection held by this node, bypassing the inter-node queue."""
 
+    async def send_local_many(self, event: str, *args: Any, sids: list[str]) -> None:
+        """Deliver one message to several connections held by this node, encoded once."""
+
     async def call_local(self, event: str, *args: Any, sid: str, wait_s: float) -> bool:
         """As ``send_local``, then wait for the client's acknowledgement; False if none came."""
 
@@ -38,6 +41,7 @@ class Sent:
     room: str | None = None
     sid: str | None = None
     skip_sid: str | None = None
+    ack: bool = False
 
 
 @dataclass
@@ -56,8 +60,12 @@ class MemoryChannel:
     async def send_local(self, event: str, *args: Any, sid: str) -> None:
         self.sent.append(Sent(event, args[0] if len(args) == 1 else args, sid=sid))
 
+    async def send_local_many(self, event: str, *args: Any, sids: list[str]) -> None:
+        for sid in sids:
+            await self.send_local(event, *args, sid=sid)
+
     async def call_local(self, event: str, *args: Any, sid: str, wait_s: float) -> bool:
-        await self.send_local(event, *args, sid=sid)
+        self.sent.append(Sent(event, args[0] if len(args) == 1 else args, sid=sid, ack=True))
         return sid not in self.unresponsive
 
     async def enter(self, sid: str, room: str) -> None:

@@ -11,9 +11,13 @@ relay renders the same view once more at the final quality and sends it tagged `
 follower's lane settles on its own, and their final frames share one render like any other.
 
 Engine.IO has no backpressure: the aiohttp transport buffers whatever is written, without limit.
-So the frame waits for the client's acknowledgement before the lane moves on, and while it waits
-newer requests replace older ones: a slow client gets fewer frames, never a growing queue. Frames
-go straight to the viewer's own connection on this node, never through the inter-node queue.
+So a lane works on credit: at most ``MAX_UNCONFIRMED`` frames sent and not yet confirmed by an
+acknowledgement, and while it waits for one, newer requests replace older ones: a slow client gets
+fewer frames, never a growing queue. Only every ``ACK_EVERY``-th frame of a lane asks for an
+acknowledgement (confirming it and all before it); the others are gathered with the other lanes
+sending the same frame in the same loop turn and go out as one emit, encoded once: fifty followers
+of one presenter cost one packet build, not fifty packets and fifty acknowledgements. Frames go
+straight to the viewers' own connections on this node, never through the inter-node queue.
 """
 
 from __future__ import annotations
@@ -33,8 +37,16 @@ log = logging.getLogger(__name__)
 
 MAX_BACKLOG = 8
 ACK_TIMEOUT_S = 5.0
-# Frames sent and not yet acknowledged per viewer: two keep the pipe busy over one round trip.
-WINDOW = 2
+# Every ACK_EVERY-th frame of a lane asks for an acknowledgement; a lane stops sending once
+# MAX_UNCONFIRMED frames are out past the last acknowledged one. More than ACK_EVERY, so the
+# acknowledgement a lane waits for was asked for a frame earlier and is usually back already; not
+# much more, because a client slower than the presenter holds that many frames queued, each one
+# latency (measured: eight in flight tripled the followers' latency of two under load).
+ACK_EVERY = 3
+MAX_UNCONFIRMED = ACK_EVERY + 1
+# How long a frame waits for the other lanes sending it: the lane that rendered it resumes a few
+# loop turns before the ones that waited on its render.
+GATHER_S = 0.002
 BACKLOG_WAIT_S = 0.01
 BACKLOG_GIVE_UP_S = 10.0
 RECENT_FRAMES = 64
@@ -116,10 +128,21 @@ class Backlog(Protocol):
 class _Lane:
     busy: bool = False
     pending: tuple[FrameRequest, dict[str, Any]] | None = None
-    window: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WINDOW))
+    sent: int = 0
+    confirmed: int = 0
+    credit: asyncio.Event = field(default_factory=asyncio.Event)
     settle: asyncio.TimerHandle | None = None
     moved_at: float = 0.0
     latest: tuple[FrameRequest, dict[str, Any]] | None = None
+
+    def confirm(self, number: int) -> None:
+        self.confirmed = max(self.confirmed, number)
+        self.credit.set()
+
+    async def wait_for_credit(self) -> None:
+        while self.sent - self.confirmed >= MAX_UNCONFIRMED:
+            self.credit.clear()
+            await self.credit.wait()
 
     def take(self) -> tuple[FrameRequest, dict[str, Any]] | None:
         pending, self.pending = self.pending, None
@@ -135,6 +158,16 @@ class FrameStats:
     sent: int = 0
     skipped_slow: int = 0
     unacknowledged: int = 0
+    group_emits: int = 0
+
+
+@dataclass
+class _Group:
+    """One frame for the lanes that send it in the same loop turn: one emit, encoded once."""
+
+    meta: dict[str, Any]
+    data: bytes
+    sids: list[str]
 
 
 @dataclass
@@ -149,6 +182,7 @@ class FrameRelay:
     _inflight: dict[FrameRequest, asyncio.Future[Frame]] = field(default_factory=dict)
     _recent: OrderedDict[FrameRequest, Frame] = field(default_factory=OrderedDict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _outbox: dict[tuple[FrameRequest, int], _Group] = field(default_factory=dict)
 
     def request(self, sid: str, request: FrameRequest, viewport: dict[str, Any]) -> None:
         """Queue a frame for ``sid``; returns at once. A waiting older request is dropped.
@@ -239,18 +273,11 @@ class FrameRelay:
     async def _drain(self, sid: str, lane: _Lane) -> None:
         try:
             while lane.pending is not None and self._lanes.get(sid) is lane:
-                await lane.window.acquire()
+                await lane.wait_for_credit()
                 pending = lane.take()  # a newer request may have replaced it while we waited
                 if pending is None:
-                    lane.window.release()
                     break
-                request, viewport = pending
-                sending = False
-                try:
-                    sending = await self._render_and_send(sid, lane, request, viewport)
-                finally:
-                    if not sending:
-                        lane.window.release()
+                await self._render_and_send(sid, lane, *pending)
         except Exception:
             log.exception("frame lane failed", extra={"sid": sid})
         finally:
@@ -258,36 +285,54 @@ class FrameRelay:
 
     async def _render_and_send(
         self, sid: str, lane: _Lane, request: FrameRequest, viewport: dict[str, Any]
-    ) -> bool:
-        """True when a frame went out; its window slot is released once it is acknowledged."""
+    ) -> None:
         try:
             frame = await self.render(request)
         except ApiError as exc:
             await self.channel.send_local(
                 "frame.error", {"study_uid": request.study_uid, **exc.as_payload()}, sid=sid
             )
-            return False
+            return
         if not await self._room_to_send(sid, lane):
-            return False
-        meta = {
-            "study_uid": request.study_uid,
-            "instance_uid": request.instance_uid,
-            "frame": request.frame,
-            "key": request.key(),
-            "content_type": frame.content_type,
-            "width": frame.width,
-            "height": frame.height,
-            "quality": request.quality,
-            "viewport": viewport,
-        }
+            return
         self.stats.sent += 1
-        task = asyncio.get_running_loop().create_task(self._acknowledged(sid, lane, meta, frame))
+        lane.sent += 1
+        if (lane.sent - 1) % ACK_EVERY:
+            self._post(sid, request, viewport, frame)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._acknowledged(sid, lane, lane.sent, _meta(request, viewport, frame), frame)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return True
+
+    def _post(
+        self, sid: str, request: FrameRequest, viewport: dict[str, Any], frame: Frame
+    ) -> None:
+        """Add ``sid`` to this loop turn's emit of the frame (the viewport is the same object for
+        all followers of one presenter's update, and the group holds it, so its id is stable)."""
+        if not self._outbox:
+            task = asyncio.get_running_loop().create_task(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        group = self._outbox.get((request, id(viewport)))
+        if group is None:
+            group = _Group(_meta(request, viewport, frame), frame.data, [])
+            self._outbox[(request, id(viewport))] = group
+        group.sids.append(sid)
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(GATHER_S)
+        outbox, self._outbox = self._outbox, {}
+        for group in outbox.values():
+            self.stats.group_emits += 1
+            try:
+                await self.channel.send_local_many("frame", group.meta, group.data, sids=group.sids)
+            except Exception:
+                log.exception("frame emit failed", extra={"sids": len(group.sids)})
 
     async def _acknowledged(
-        self, sid: str, lane: _Lane, meta: dict[str, Any], frame: Frame
+        self, sid: str, lane: _Lane, number: int, meta: dict[str, Any], frame: Frame
     ) -> None:
         try:
             if not await self.channel.call_local(
@@ -295,7 +340,9 @@ class FrameRelay:
             ):
                 self.stats.unacknowledged += 1
         finally:
-            lane.window.release()
+            # Unanswered, it is given up on like an answered one: the lane moves on, at the pace
+            # of one acknowledgement timeout per window.
+            lane.confirm(number)
 
     async def _room_to_send(self, sid: str, lane: _Lane) -> bool:
         """Wait while the connection is backed up; False when a newer frame should go instead."""
@@ -307,6 +354,20 @@ class FrameRelay:
             await asyncio.sleep(BACKLOG_WAIT_S)
             waited += BACKLOG_WAIT_S
         return True
+
+
+def _meta(request: FrameRequest, viewport: dict[str, Any], frame: Frame) -> dict[str, Any]:
+    return {
+        "study_uid": request.study_uid,
+        "instance_uid": request.instance_uid,
+        "frame": request.frame,
+        "key": request.key(),
+        "content_type": frame.content_type,
+        "width": frame.width,
+        "height": frame.height,
+        "quality": request.quality,
+        "viewport": viewport,
+    }
 
 
 class NoRenderer:

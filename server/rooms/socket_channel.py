@@ -23,6 +23,11 @@ class SocketChannel:
         data: Any = args[0] if len(args) == 1 else tuple(args)
         await self.sio.emit(event, data, to=sid, ignore_queue=True)
 
+    async def send_local_many(self, event: str, *args: Any, sids: list[str]) -> None:
+        # Without a callback, python-socketio encodes the packet once for all recipients.
+        data: Any = args[0] if len(args) == 1 else tuple(args)
+        await self.sio.emit(event, data, to=sids, ignore_queue=True)
+
     async def call_local(self, event: str, *args: Any, sid: str, wait_s: float) -> bool:
         data: Any = args[0] if len(args) == 1 else tuple(args)
         try:

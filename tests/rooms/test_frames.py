@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from server.rooms.channel import MemoryChannel
-from server.rooms.frames import FrameRelay, FrameRequest, NoRenderer
+from server.rooms.frames import ACK_EVERY, MAX_UNCONFIRMED, FrameRelay, FrameRequest, NoRenderer
 from shared.protocol import catalog
 from tests.rooms.support import STUDY, SliceRenderer
 
@@ -81,3 +82,47 @@ async def test_a_viewer_that_does_not_acknowledge_is_counted() -> None:
     relay.request("v", FrameRequest.from_viewport(STUDY, VIEW), VIEW)
     await _settle(relay)
     assert relay.stats.unacknowledged == 1
+
+
+async def test_followers_get_each_frame_in_one_emit_and_acknowledge_every_nth() -> None:
+    channel = MemoryChannel()
+    relay = FrameRelay(SliceRenderer(), channel, lambda sid: 0, settle_s=None)
+    followers = [f"f{n}" for n in range(20)]
+    for frame in range(2 * ACK_EVERY):
+        shown = view(frame)  # as the presenter's update: one viewport for all its followers
+        for sid in followers:
+            relay.request(sid, FrameRequest.from_viewport(STUDY, shown), shown)
+        await _settle(relay)
+    for sid in followers:
+        got = [s for s in channel.sent if s.sid == sid and s.event == "frame"]
+        assert [s.payload[0]["frame"] for s in got] == list(range(2 * ACK_EVERY))
+        assert [n for n, s in enumerate(got) if s.ack] == [0, ACK_EVERY]
+    # frames that ask for no acknowledgement went out as one emit per frame, for all followers
+    assert relay.stats.group_emits == 2 * (ACK_EVERY - 1)
+
+
+class StalledChannel(MemoryChannel):
+    """A client whose acknowledgements do not come until ``answer`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+
+    async def call_local(self, event: str, *args: Any, sid: str, wait_s: float) -> bool:
+        await super().call_local(event, *args, sid=sid, wait_s=wait_s)
+        await self.answer.wait()
+        return True
+
+
+async def test_a_viewer_that_stops_acknowledging_gets_a_bounded_window_then_the_latest() -> None:
+    channel = StalledChannel()
+    relay = FrameRelay(SliceRenderer(), channel, lambda sid: 0, settle_s=None)
+    for frame in range(3 * MAX_UNCONFIRMED):
+        relay.request("v", FrameRequest.from_viewport(STUDY, view(frame)), view(frame))
+        for _ in range(5):
+            await asyncio.sleep(0.005)
+    assert len(channel.received("v", "frame")) == MAX_UNCONFIRMED
+    channel.answer.set()
+    await _settle(relay)
+    frames = [meta["frame"] for meta, _ in channel.received("v", "frame")]
+    assert frames == [*range(MAX_UNCONFIRMED), 3 * MAX_UNCONFIRMED - 1]
