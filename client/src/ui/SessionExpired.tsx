@@ -1,29 +1,13 @@
-import { useState } from "preact/hooks";
-import { ApiFailure } from "../protocol/errors";
 import type { Session } from "../session";
+import { useSignIn } from "./useSignIn";
 
 /**
  * Over the page, not instead of it: the viewer, the report draft and half-typed messages stay
  * where they are while the same user signs in again; signing out instead discards them.
  */
 export function SessionExpired({ session, username, reason }: { session: Session; username: string; reason: string }) {
-  const [password, setPassword] = useState("");
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-
-  const submit = async (event: Event) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await session.signIn(username, password);
-    } catch (failure) {
-      setError(failure instanceof ApiFailure ? failure.message : "Sign-in failed.");
-      setPassword("");
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { password, setPassword, error, busy, submitFor } = useSignIn(session);
+  const submit = submitFor(() => username);
 
   return (
     <div class="expired-overlay" role="dialog" aria-modal="true" aria-labelledby="expired-title" data-testid="session-expired">

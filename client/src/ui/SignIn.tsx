@@ -1,26 +1,11 @@
 import { useState } from "preact/hooks";
-import { ApiFailure } from "../protocol/errors";
 import type { Session } from "../session";
+import { useSignIn } from "./useSignIn";
 
 export function SignIn({ session, reason }: { session: Session; reason?: string | undefined }) {
   const [username, setUsername] = useState("");
-  const [password, setPassword] = useState("");
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-
-  const submit = async (event: Event) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await session.signIn(username.trim(), password);
-    } catch (failure) {
-      setError(failure instanceof ApiFailure ? failure.message : "Sign-in failed.");
-      setPassword("");
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { password, setPassword, error, busy, submitFor } = useSignIn(session);
+  const submit = submitFor(() => username.trim());
 
   return (
     <main class="signin">
