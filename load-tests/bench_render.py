@@ -36,6 +36,7 @@ from server.eventloop import new_event_loop  # noqa: E402
 from server.render.decode import decode_bytes, decode_known  # noqa: E402
 from server.render.encode import Encoding, encode  # noqa: E402
 from server.render.voi_lut import Window, render_grey  # noqa: E402
+from server.runtime import tune_garbage_collector  # noqa: E402
 from tests.support.synthetic import ct_series, write_series  # noqa: E402
 
 WINDOW = (40.0, 400.0)
@@ -279,6 +280,7 @@ def serve(directory: Path, port: int, decoded_mb: int, loader: str) -> None:
         import logging
 
         logging.disable(logging.INFO)
+        tune_garbage_collector()  # as `noctis serve` does
         loop = new_event_loop() if os.environ.get("BENCH_STDLIB_LOOP") != "1" else None
         with asyncio.Runner(loop_factory=(lambda: loop) if loop else None) as runner:
             runner.run(main())

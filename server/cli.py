@@ -21,6 +21,7 @@ from server.dicom.importer import run_import
 from server.eventloop import new_event_loop
 from server.http.errors import ApiError
 from server.logs import configure_logging
+from server.runtime import tune_garbage_collector
 from server.store.connect import open_store
 from server.store.database import ensure_indexes
 
@@ -98,6 +99,7 @@ def serve(settings: Settings) -> None:
             flush=True,
         )
 
+    tune_garbage_collector()
     web.run_app(
         app,
         host=settings.http_host,
