@@ -16,7 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from server.app import AppOptions, build_app
 from server.config import ensure_secret_key, load_settings
+from server.eventloop import new_event_loop
 from server.rooms.setup import ROOM_RENDERER, ROOMS
+from server.runtime import tune_garbage_collector
 from tests.rooms.support import SliceRenderer
 
 
@@ -41,7 +43,15 @@ def main() -> None:
     app = build_app(settings, AppOptions(bootstrap_admin=False))
     app[ROOM_RENDERER] = SliceRenderer()
     app.router.add_get("/bench/stats", stats)
-    web.run_app(app, host="127.0.0.1", port=settings.http_port, print=None, access_log=None)
+    tune_garbage_collector()  # the event loop and collector as `noctis serve` runs them
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=settings.http_port,
+        print=None,
+        access_log=None,
+        loop=new_event_loop(),
+    )
 
 
 if __name__ == "__main__":
