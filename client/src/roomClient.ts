@@ -53,6 +53,7 @@ export class RoomClient {
   private following = false;
   private offs: Array<() => void> = [];
   private syncing = false;
+  private syncAgain = false;
   private left = false;
 
   constructor(
@@ -235,13 +236,26 @@ export class RoomClient {
     if (result.state !== this.state) this.set(result.state);
   }
 
-  /** A gap in seq: fetch what was missed (or a snapshot) once at a time. */
+  /**
+   * A gap in seq: fetch what was missed (or a snapshot), one request at a time. A gap seen while
+   * a request is out (an op newer than its answer, dropped meanwhile) asks again once it is back;
+   * otherwise that op would stay missing until some later op happened to reveal the gap.
+   */
   private async sync(): Promise<void> {
-    if (this.syncing || !this.state) return;
+    if (!this.state) return;
+    if (this.syncing) {
+      this.syncAgain = true;
+      return;
+    }
     this.syncing = true;
     try {
-      const ack = await this.connection.request<RoomsResync>("room.sync", { study_uid: this.studyUid, since: this.state.seq });
-      this.adopt(ack);
+      do {
+        this.syncAgain = false;
+        const since = this.state?.seq;
+        if (since === undefined) return;
+        const ack = await this.connection.request<RoomsResync>("room.sync", { study_uid: this.studyUid, since });
+        this.adopt(ack);
+      } while (this.syncAgain);
     } finally {
       this.syncing = false;
     }
