@@ -119,15 +119,18 @@ export function applyOp(state: RoomState, op: RoomsOp): OpResult {
   return { state: next, gap: false };
 }
 
-/** Applies ops that arrived (or were fetched) in any order; stops at the first gap. */
-export function applyOps(state: RoomState, ops: readonly RoomsOp[]): OpResult {
+/**
+ * Applies the server's answer to `room.sync`: every stored op after the seq asked for. A seq
+ * missing from it is a hole in the log (a number claimed whose write failed) that will never
+ * come, so it is stepped over instead of being waited for.
+ */
+export function applyReplay(state: RoomState, ops: readonly RoomsOp[]): RoomState {
   let current = state;
   for (const op of [...ops].sort((a, b) => a.seq - b.seq)) {
-    const result = applyOp(current, op);
-    if (result.gap) return { state: current, gap: true };
-    current = result.state;
+    if (op.seq <= current.seq) continue;
+    current = applyOp({ ...current, seq: op.seq - 1 }, op).state;
   }
-  return { state: current, gap: false };
+  return current;
 }
 
 export function applyPresence(state: RoomState, members: readonly RoomsParticipant[], left: readonly string[]): RoomState {

@@ -15,7 +15,7 @@ import { ReportSync } from "./report";
 import {
   addRequest,
   applyOp,
-  applyOps,
+  applyReplay,
   applyPresence,
   dropRequest,
   setAnswer,
@@ -220,9 +220,7 @@ export class RoomClient {
     if (ack.mode === "snapshot" && ack.snapshot) {
       this.set(fromSnapshot(ack.snapshot));
     } else if (this.state && ack.ops) {
-      const result = applyOps(this.state, ack.ops);
-      this.set(result.state);
-      if (result.gap) void this.sync();
+      this.set(applyReplay(this.state, ack.ops));
     }
   }
 
