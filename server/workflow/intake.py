@@ -82,6 +82,7 @@ class Intake:
         self._settled_rows: OrderedDict[str, str] = OrderedDict()
         self._counts: dict[str, int] = {}
         self._count_writer: asyncio.Task[None] | None = None
+        self._counts_lock = asyncio.Lock()
 
     def subscribe(self, hub: EventHub) -> list[Unsubscribe]:
         return [
@@ -197,7 +198,15 @@ class Intake:
             self._count_writer = None
 
     async def write_counts(self) -> None:
-        """Write the image counts gathered so far; a failed write keeps its count for the next."""
+        """Write the image counts gathered so far; a failed write keeps its count for the next.
+
+        One writer at a time: a caller that finds a write in flight waits for it, so once this
+        returns every count gathered before the call is in the store.
+        """
+        async with self._counts_lock:
+            await self._write_pending_counts()
+
+    async def _write_pending_counts(self) -> None:
         while self._counts:
             row_id, count = self._counts.popitem()
             try:
