@@ -154,9 +154,10 @@ class Archive:
     ) -> list[Document]:
         """Metadata documents (``json`` is a DICOM JSON string) in instance order.
 
-        The index writer writes them just after answering the sender, so an instance may be
-        indexed without one for a moment, or for good if the node died in between: those are
-        rebuilt here from the stored file. Only indexed instances are answered.
+        The index writer writes them within half a second of answering the sender, so an
+        instance may be indexed without one for a moment, or for good if the node died in
+        between: those are rebuilt here from the stored file. Only indexed instances are
+        answered.
         """
         query = _scope(
             _uid_query(study_instance_uid, series_instance_uid, sop_instance_uid), facility

@@ -7,8 +7,9 @@ everything that touches the store or the hub to the event loop with
 failure status for that one request; the association lives on.
 
 Associations that only store (and echo) never reach pynetdicom's association machinery: the
-acceptor peeks at their A-ASSOCIATE-RQ and hands them to the lean path on the event loop
-(``lean.py``); both receivers store through the same ``receive.receive``.
+acceptor peeks at their A-ASSOCIATE-RQ and hands them to a gateway worker process
+(``workers.py``) or, with none, to the lean path on the event loop (``lean.py``); every receiver
+stores through the same ``receive.receive``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import socket
 import threading
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -37,6 +38,7 @@ from server.dicom.parse import Failure
 from server.dicom.peers import Peers
 from server.dicom.query import Search, search
 from server.dicom.receive import receive
+from server.dicom.workers import Workers
 from server.dicom.worklist import Worklist, restrict, to_dataset
 from server.store.database import Store
 
@@ -143,17 +145,12 @@ def answer(identifier: Dataset, body: dict[str, Any], level: str) -> Dataset:
     return response
 
 
-class SharedPortServer(ThreadedAssociationServer):
-    """Binds with SO_REUSEPORT, so gateway worker processes can listen on the same port and
-    the kernel spreads incoming associations over them; storage-only associations go to the
-    lean path (``lean.py``), all others to pynetdicom."""
+class SortingServer(ThreadedAssociationServer):
+    """Sends storage-only associations to a gateway worker process (``workers.py``) or, with
+    none, to the lean path (``lean.py``); all others to pynetdicom."""
 
     lean: LeanStorage | None = None
-
-    def server_bind(self) -> None:
-        sock = cast(socket.socket, self.socket)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
+    workers: Workers | None = None
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """Runs in the connection's own thread, so peeking at the request blocks no one."""
@@ -161,10 +158,36 @@ class SharedPortServer(ThreadedAssociationServer):
             raw = peek_request(request)
             decoded = storage_request(raw) if raw is not None else None
             if raw is not None and decoded is not None:
-                # The socketserver closes ``request`` afterwards; the lean path owns the fd.
-                self.lean.hand_over(socket.socket(fileno=request.detach()), decoded, raw)
+                # The socketserver closes ``request`` afterwards; the receiver owns the fd.
+                connection = socket.socket(fileno=request.detach())
+                if self.workers is None or not self.workers.hand_over(connection):
+                    self.lean.hand_over(connection, decoded, raw)
                 return
         super().finish_request(request, client_address)
+
+
+def build_ae(ae_title: str) -> AE:
+    """The gateway's AE: what it accepts, for pynetdicom and for the lean path's negotiation."""
+    ae = AE(ae_title=ae_title)
+    ae.maximum_associations = 32
+    ae.maximum_pdu_size = 0
+    ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(
+            str(context.abstract_syntax), ALL_TRANSFER_SYNTAXES, scp_role=True, scu_role=False
+        )
+    for model in (
+        PatientRootQueryRetrieveInformationModelFind,
+        PatientRootQueryRetrieveInformationModelMove,
+        PatientRootQueryRetrieveInformationModelGet,
+        StudyRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelMove,
+        StudyRootQueryRetrieveInformationModelGet,
+        ModalityWorklistInformationFind,
+        ModalityPerformedProcedureStep,
+    ):
+        ae.add_supported_context(model)
+    return ae
 
 
 class Gateway:
@@ -175,39 +198,19 @@ class Gateway:
         ae_title: str,
         host: str,
         port: int,
+        workers: Workers | None = None,
     ) -> None:
         self._services = services
         self._loop = loop
         self._sessions: dict[int, Session] = {}
         self._sessions_lock = threading.Lock()
         self._server: ThreadedAssociationServer | None = None
-        self.ae = self._build_ae(ae_title)
+        self.ae = build_ae(ae_title)
+        self._workers = workers
         self._lean = LeanStorage(
             self.ae, services.ingest, services.peers, loop, self.ae.maximum_associations
         )
         self.address = (host, port)
-
-    def _build_ae(self, ae_title: str) -> AE:
-        ae = AE(ae_title=ae_title)
-        ae.maximum_associations = 32
-        ae.maximum_pdu_size = 0
-        ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
-        for context in AllStoragePresentationContexts:
-            ae.add_supported_context(
-                str(context.abstract_syntax), ALL_TRANSFER_SYNTAXES, scp_role=True, scu_role=False
-            )
-        for model in (
-            PatientRootQueryRetrieveInformationModelFind,
-            PatientRootQueryRetrieveInformationModelMove,
-            PatientRootQueryRetrieveInformationModelGet,
-            StudyRootQueryRetrieveInformationModelFind,
-            StudyRootQueryRetrieveInformationModelMove,
-            StudyRootQueryRetrieveInformationModelGet,
-            ModalityWorklistInformationFind,
-            ModalityPerformedProcedureStep,
-        ):
-            ae.add_supported_context(model)
-        return ae
 
     def start(self) -> int:
         handlers: list[Any] = [
@@ -223,11 +226,12 @@ class Gateway:
             (evt.EVT_N_SET, self._on_n_set),
         ]
         server = self.ae.make_server(
-            self.address, evt_handlers=handlers, server_class=SharedPortServer
+            self.address, evt_handlers=handlers, server_class=SortingServer
         )
         self.ae._servers.append(server)
-        if isinstance(server, SharedPortServer):
+        if isinstance(server, SortingServer):
             server.lean = self._lean
+            server.workers = self._workers
         threading.Thread(target=server.serve_forever, name="dicom-acceptor", daemon=True).start()
         self._server = server
         port = int(server.server_address[1])

@@ -22,8 +22,8 @@ Writes are shaped for the embedded store: a batch of new instances is one ``inse
 the senders hear success, and the parents are upserts by ``_id`` with ``$inc`` counters — one per
 distinct series and study in the batch, so concurrent associations share the cost (group
 commit). The ``dicom_metadata`` documents are derived from the stored files, so they are written
-right after the senders were answered, batched (one ``insert_many`` for whatever gathered), not
-on the success path; ``Archive.metadata`` rebuilds any that a crash left unwritten from the
+after the senders were answered, gathered for up to ``COUNT_DELAY_S`` (one ``insert_many``),
+not on the success path; ``Archive.metadata`` rebuilds any that a crash left unwritten from the
 blob, so readers never depend on the gap.
 """
 
@@ -225,9 +225,12 @@ class _Pending:
     future: asyncio.Future[bool]
 
 
-# Counters of series already known are written at most this often while images keep arriving
-# (and at once when someone asks for ``settled``), not after every image.
+# Counters of series already known, and the metadata documents of answered objects, are
+# written at most this often while images keep arriving (and at once when someone asks for
+# ``settled``), not after every batch: with 4 associations a batch is mostly one or two objects, and
+# each store command costs the embedded store about as much for one document as for ten.
 COUNT_DELAY_S = 0.5
+METADATA_BATCH = 64
 MAX_METADATA_BACKLOG = 10_000
 
 
@@ -309,11 +312,11 @@ class IndexWriter:
             try:
                 first = (
                     await asyncio.wait_for(self._queue.get(), self._count_delay)
-                    if self._deferred_series or self._deferred_studies
+                    if self._deferred_series or self._deferred_studies or self._metadata_backlog
                     else await self._queue.get()
                 )
             except TimeoutError:
-                await self._flush_counts()
+                await self._flush_deferred()
                 continue
             batch = [first]
             self._settled.clear()
@@ -321,7 +324,6 @@ class IndexWriter:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._write(batch)
-                await self._flush_metadata()
             except asyncio.CancelledError:
                 for pending in batch:
                     if not pending.future.done():
@@ -332,8 +334,15 @@ class IndexWriter:
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(exc)
-            if time.monotonic() - self._counted_at >= self._count_delay:
-                await self._flush_counts()
+            if (
+                time.monotonic() - self._counted_at >= self._count_delay
+                or len(self._metadata_backlog) >= METADATA_BATCH
+            ):
+                await self._flush_deferred()
+
+    async def _flush_deferred(self) -> None:
+        await self._flush_metadata()
+        await self._flush_counts()
 
     async def _write(self, batch: list[_Pending]) -> None:
         now = self._clock()

@@ -11,6 +11,7 @@ from server.dicom.ingest import Ingest
 from server.dicom.mpps import Mpps
 from server.dicom.peers import Peers
 from server.dicom.qido_cache import QidoCache
+from server.dicom.workers import Workers
 from server.dicom.worklist import Worklist
 
 
@@ -28,4 +29,5 @@ WORKLIST = web.AppKey("dicom_worklist", Worklist)
 MPPS = web.AppKey("dicom_mpps", Mpps)
 GATEWAY_PORT = web.AppKey("dicom_gateway_port", int)
 GATEWAY = web.AppKey("dicom_gateway", Gateway)
+GATEWAY_WORKERS = web.AppKey("dicom_gateway_workers", Workers)
 QIDO_CACHE = web.AppKey("dicom_qido_cache", QidoCache)

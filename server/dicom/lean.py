@@ -22,6 +22,7 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pynetdicom import (
@@ -158,22 +159,32 @@ class LeanStorage:
         peers: Peers,
         loop: asyncio.AbstractEventLoop,
         max_associations: int,
+        on_finished: Callable[[], None] | None = None,
     ) -> None:
         self._ae = ae
         self._ingest = ingest
         self._peers = peers
         self._loop = loop
         self._max = max_associations
+        self._on_finished = on_finished
         self._tasks: set[asyncio.Task[None]] = set()
 
     def hand_over(self, sock: socket.socket, request: A_ASSOCIATE, raw_request: bytes) -> None:
         """Thread-safe: take over a connection whose request was peeked, not yet read."""
-        self._loop.call_soon_threadsafe(self._start, sock, request, len(raw_request))
+        self._loop.call_soon_threadsafe(self.take, sock, request, raw_request)
 
-    def _start(self, sock: socket.socket, request: A_ASSOCIATE, consumed: int) -> None:
-        task = self._loop.create_task(self._serve(sock, request, consumed), name="dicom-lean")
+    def take(self, sock: socket.socket, request: A_ASSOCIATE, raw_request: bytes) -> None:
+        """On the loop: serve a connection whose request was peeked, not yet read."""
+        task = self._loop.create_task(
+            self._serve(sock, request, len(raw_request)), name="dicom-lean"
+        )
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._on_finished is not None:
+            self._on_finished()
 
     async def stop(self) -> None:
         for task in list(self._tasks):

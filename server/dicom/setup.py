@@ -20,6 +20,7 @@ from server.dicom.keys import (
     DICOM_OPTIONS,
     GATEWAY,
     GATEWAY_PORT,
+    GATEWAY_WORKERS,
     INGEST,
     MPPS,
     PEERS,
@@ -64,6 +65,7 @@ def setup_dicom(app: web.Application) -> None:
         relayed = RelayTail(store, app[HUB])
         relayed.start()
         workers = Workers(app[HUB])
+        app[GATEWAY_WORKERS] = workers
         gateway: Gateway | None = None
         switch_interval = sys.getswitchinterval()
         if settings.dicom_enabled:
@@ -74,6 +76,7 @@ def setup_dicom(app: web.Application) -> None:
                 settings.dicom_ae_title,
                 settings.http_host,
                 settings.dicom_port,
+                workers,
             )
             port = await asyncio.to_thread(gateway.start)
             app[GATEWAY] = gateway
@@ -84,8 +87,6 @@ def setup_dicom(app: web.Application) -> None:
                 blob_backend=settings.blob_backend,
                 blob_root=settings.data_dir / "blobs",
                 ae_title=settings.dicom_ae_title,
-                host=settings.http_host,
-                port=port,
                 allow_open=allow.allow_open,
             )
             try:

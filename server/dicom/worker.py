@@ -1,36 +1,42 @@
-"""A gateway worker process: more cores for DIMSE, the same ingest path.
+"""A gateway worker process: more cores for C-STORE, the same ingest path.
 
-pynetdicom decodes PDUs in Python threads, so one process tops out at one core (the GIL). With
-``NOCTIS_DICOM_WORKERS=N`` the server starts N of these processes; each listens on the gateway
-port too (SO_REUSEPORT, the kernel spreads associations over all listeners) and runs the very
-same ``Gateway``/``Ingest``/``IndexWriter`` code against the same store and blob store. Its hub
-events go to the server process as JSON lines on stdout, where they are published on the real
-hub (rooms, stability). The worker reads its configuration as one JSON line on stdin and exits
-when stdin closes, so it never outlives the server.
+One server process receiving, vetting, writing and indexing 512 KiB images tops out at one core
+(the GIL). With ``NOCTIS_DICOM_WORKERS=N`` the server starts N of these; the server process
+still accepts every association and hands each storage-only one, socket and all, to the least
+busy worker (``workers.py``), which serves it on the lean path (``lean.py``) with the very same
+``Ingest``/``IndexWriter`` code against the same store and blob store. Its hub events go to the
+server process as JSON lines on stdout, where they are published on the real hub (rooms,
+stability). The worker reads its configuration as one JSON line on stdin and exits when stdin
+closes, so it never outlives the server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
-from server.dicom.archive import Archive
-from server.dicom.gateway import GIL_SWITCH_INTERVAL_S, Gateway, GatewayServices
+from server.dicom.gateway import GIL_SWITCH_INTERVAL_S, build_ae
 from server.dicom.index import IndexWriter
 from server.dicom.ingest import Ingest
-from server.dicom.mpps import Mpps
+from server.dicom.lean import LeanStorage, peek_request, storage_request
 from server.dicom.peers import Peers
-from server.dicom.worklist import Worklist
+from server.dicom.workers import FINISHED
+from server.eventloop import new_event_loop
 from server.hub import ALL_TOPICS, DomainEvent, EventHub
+from server.runtime import tune_garbage_collector
 from server.store.blobs import BlobStore, GridFSBlobStore, LocalBlobStore
 from server.store.database import Store
 
 log = logging.getLogger(__name__)
 READY = "ready"
+# Sockets taken per wake-up of the channel; each message carries one.
+MAX_FDS = 16
 
 
 def config_line(
@@ -40,8 +46,6 @@ def config_line(
     blob_backend: str,
     blob_root: Path,
     ae_title: str,
-    host: str,
-    port: int,
     allow_open: bool,
 ) -> bytes:
     return (
@@ -52,8 +56,6 @@ def config_line(
                 "blob_backend": blob_backend,
                 "blob_root": str(blob_root),
                 "ae_title": ae_title,
-                "host": host,
-                "port": port,
                 "allow_open": allow_open,
             }
         ).encode()
@@ -66,7 +68,45 @@ def _emit(line: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-async def serve(config: dict[str, Any]) -> None:
+class _Receiver:
+    """Takes the sockets the server process hands over and serves them on the lean path."""
+
+    def __init__(self, channel: socket.socket, lean: LeanStorage) -> None:
+        self._channel = channel
+        self._lean = lean
+        self.closed = asyncio.Event()
+
+    def readable(self) -> None:
+        try:
+            _data, fds, _flags, _address = socket.recv_fds(self._channel, MAX_FDS, MAX_FDS)
+        except BlockingIOError:
+            return
+        except OSError:
+            fds, _data = [], b""
+        if not fds and not _data:
+            self.closed.set()
+            return
+        for fd in fds:
+            asyncio.get_running_loop().create_task(self._take(socket.socket(fileno=fd)))
+
+    async def _take(self, connection: socket.socket) -> None:
+        """The server process peeked the whole request already, so this peek returns at once."""
+        raw = await asyncio.to_thread(peek_request, connection)
+        request = storage_request(raw) if raw is not None else None
+        if raw is None or request is None:
+            log.warning("a handed-over association was not a storage request")
+            connection.close()
+            finished(self._channel)
+            return
+        self._lean.take(connection, request, raw)
+
+
+def finished(channel: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        channel.send(FINISHED)
+
+
+async def serve(config: dict[str, Any], channel: socket.socket) -> None:
     store = Store(config["mongo_url"], config["mongo_db"])
     blobs: BlobStore = (
         GridFSBlobStore(store)
@@ -81,33 +121,46 @@ async def serve(config: dict[str, Any]) -> None:
     hub.subscribe(ALL_TOPICS, forward)
     ingest = Ingest(store, IndexWriter(store, blobs), hub)
     ingest.start()
-    worklist = Worklist(store)
-    services = GatewayServices(
-        store,
-        ingest,
-        Archive(store, blobs),
-        Peers(store, allow_open=bool(config["allow_open"])),
-        worklist,
-        Mpps(store, hub, worklist),
-    )
     loop = asyncio.get_running_loop()
-    gateway = Gateway(services, loop, config["ae_title"], config["host"], int(config["port"]))
-    await asyncio.to_thread(gateway.start)
+    ae = build_ae(config["ae_title"])
+    lean = LeanStorage(
+        ae,
+        ingest,
+        Peers(store, allow_open=bool(config["allow_open"])),
+        loop,
+        ae.maximum_associations,
+        on_finished=lambda: finished(channel),
+    )
+    channel.setblocking(False)
+    receiver = _Receiver(channel, lean)
+    loop.add_reader(channel.fileno(), receiver.readable)
     _emit({READY: True})
+    stdin_closed = loop.create_task(asyncio.to_thread(sys.stdin.read))
     try:
-        await asyncio.to_thread(sys.stdin.read)
+        await asyncio.wait(
+            [stdin_closed, loop.create_task(receiver.closed.wait())],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
     finally:
-        await asyncio.to_thread(gateway.stop)
+        loop.remove_reader(channel.fileno())
+        await lean.stop()
         await ingest.stop()
         await hub.drain()
         await store.close()
+        channel.close()
 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    tune_garbage_collector()
+    channel = socket.socket(fileno=int(sys.argv[1]))
     config = json.loads(sys.stdin.readline())
-    asyncio.run(serve(config))
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(serve(config, channel))
+    finally:
+        loop.close()
 
 
 if __name__ == "__main__":
