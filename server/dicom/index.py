@@ -227,8 +227,9 @@ class _Pending:
 
 # Counters of series already known, and the metadata documents of answered objects, are
 # written at most this often while images keep arriving (and at once when someone asks for
-# ``settled``), not after every batch: with 4 associations a batch is mostly one or two objects, and
-# each store command costs the embedded store about as much for one document as for ten.
+# ``settled``), not after every batch: with 4 associations a batch is mostly one or two
+# objects, and a store command costs the embedded store about as much for one document as for
+# ten.
 COUNT_DELAY_S = 0.5
 METADATA_BATCH = 64
 MAX_METADATA_BACKLOG = 10_000
