@@ -3,10 +3,10 @@
 Writes are atomic (temp file, fsync, rename) so a crash or an aborted transfer never leaves a
 half-written object under a real key. ``put_new`` is the cheaper write for a key that has never
 been used and that nobody reads until its writer says so (the DICOM archive names each received
-copy uniquely and indexes it only after ``put_new`` returned): the file is created under its key
-and made durable together with every other file written meanwhile by one ``syncfs``
-(``group_sync.py``), as durable as ``put`` without the temp file, the rename and a flush per
-file. Where ``syncfs`` is missing, each file is ``fdatasync``-ed and its directory fsync-ed.
+copy uniquely and indexes it only after ``put_new`` returned): the file is created under its key,
+``fdatasync``-ed and its directory fsync-ed, as durable as ``put`` without the temp file and
+rename. Orthanc, the benchmark's baseline, writes its files the same way but skips the directory
+fsync.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Protocol
 
 from gridfs import AsyncGridFSBucket, NoFile
 
-from server.store import group_sync
 from server.store.database import Store
 
 _KEY = re.compile(r"^[A-Za-z0-9._-]{1,128}(/[A-Za-z0-9._-]{1,128}){0,7}$")
@@ -62,7 +61,6 @@ class LocalBlobStore:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self._made: set[Path] = set()
-        self._group = group_sync.GroupSync(root) if group_sync.available() else None
 
     def path(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -87,10 +85,9 @@ class LocalBlobStore:
         finally:
             os.close(dir_fd)
 
-    def _write_new(self, key: str, data: bytes, flush: bool) -> None:
+    def _write_new(self, key: str, data: bytes) -> None:
         """Exclusive create: a half-written file (crash, full disk) is under a key nothing names
-        yet, so no reader can see it; on an error it is removed at once. Without ``flush`` the
-        caller makes it durable (a group ``syncfs``)."""
+        yet, so no reader can see it; on an error it is removed at once."""
         target = self.path(key)
         parent = target.parent
         if parent not in self._made:
@@ -103,16 +100,13 @@ class LocalBlobStore:
                 written = 0
                 while written < len(view):
                     written += os.write(fd, view[written:])
-            if flush:
-                os.fdatasync(fd)
+            os.fdatasync(fd)
         except BaseException:
             os.close(fd)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target)
             raise
         os.close(fd)
-        if not flush:
-            return
         dir_fd = os.open(parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -133,15 +127,7 @@ class LocalBlobStore:
         await asyncio.to_thread(self._write, key, data)
 
     async def put_new(self, key: str, data: bytes) -> None:
-        if self._group is None:
-            await asyncio.to_thread(self._write_new, key, data, True)
-            return
-        await asyncio.to_thread(self._write_new, key, data, False)
-        try:
-            await self._group.durable()
-        except BaseException:
-            await asyncio.to_thread(self._delete, key)
-            raise
+        await asyncio.to_thread(self._write_new, key, data)
 
     async def get(self, key: str) -> bytes:
         return await asyncio.to_thread(self._read, key)
