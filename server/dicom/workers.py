@@ -86,7 +86,9 @@ class Workers:
             for worker in sorted((w for w in self._workers if w.alive), key=lambda w: w.active):
                 try:
                     socket.send_fds(worker.channel, [HANDED], [connection.fileno()])
-                except (BlockingIOError, OSError):
+                except BlockingIOError:
+                    continue  # its channel is full for a moment: try the next one
+                except OSError:
                     worker.alive = False
                     log.error("a DICOM gateway worker stopped taking associations")
                     continue
