@@ -51,17 +51,14 @@ from server.dicom.dimse_codec import (
     AFFECTED_SOP_CLASS,
     AFFECTED_SOP_INSTANCE,
     COMMAND_FIELD,
-    DATA_SET_TYPE,
     MESSAGE_ID,
-    NO_DATA_SET,
-    CommandError,
     command_int,
     command_pdu,
     command_uid,
     file_meta,
-    read_command,
     response,
 )
+from server.dicom.frames import MAX_PDU, Frames, Message
 from server.dicom.ingest import Ingest, Upload
 from server.dicom.parse import Failure
 from server.dicom.peers import Peers
@@ -80,28 +77,18 @@ _PLAIN_ITEMS = (
     ImplementationVersionNameNotification,
 )
 
-# The largest P-DATA-TF we announce and accept; dcmtk sends at most 128 KiB anyway.
-MAX_PDU = 1 << 20
 # A-ASSOCIATE-RQs larger than this (hundreds of contexts) are left to pynetdicom.
 MAX_PEEK = 64 << 10
 PEEK_TIMEOUT_S = 10.0
+# An association that sends nothing for this long while we wait for it is closed.
 NETWORK_TIMEOUT_S = 60.0
-# One object is held in memory until it is stored; a peer sending more is aborted.
-MAX_OBJECT_BYTES = 2 << 30
-
-P_DATA = 0x04
-RELEASE_RQ = 0x05
-ABORT = 0x07
+IDLE_CHECK_S = 5.0
 C_STORE_RQ = 0x0001
 C_STORE_RSP = 0x8001
 C_ECHO_RQ = 0x0030
 C_ECHO_RSP = 0x8030
 C_CANCEL_RQ = 0x0FFF
 PREAMBLE = bytes(128) + b"DICM"
-
-
-class ProtocolError(Exception):
-    """The peer broke the upper layer protocol; the association is aborted."""
 
 
 def peek_request(sock: socket.socket) -> bytes | None:
@@ -196,40 +183,30 @@ class LeanStorage:
     async def _serve(self, sock: socket.socket, request: A_ASSOCIATE, consumed: int) -> None:
         sock.setblocking(False)
         try:
-            reader, writer = await asyncio.open_connection(sock=sock, limit=MAX_PDU + 6)
+            _transport, frames = await self._loop.connect_accepted_socket(
+                lambda: Frames(consumed), sock=sock
+            )
         except OSError:
             sock.close()
             return
         try:
-            await reader.readexactly(consumed)
-            link = _Link(self, reader, writer, request)
-            await link.run()
-        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            await _Link(self, frames, request).run()
+        except (OSError, TimeoutError):
             pass
         except Exception:
             log.exception("a storage association failed")
         finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            frames.close()
 
 
 class _Link:
     """One storage association: negotiation, then C-STORE/C-ECHO until release or abort."""
 
-    def __init__(
-        self,
-        lean: LeanStorage,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        request: A_ASSOCIATE,
-    ) -> None:
+    def __init__(self, lean: LeanStorage, frames: Frames, request: A_ASSOCIATE) -> None:
         self._lean = lean
-        self._reader = reader
-        self._writer = writer
+        self._frames = frames
         self._request = request
-        peer = writer.get_extra_info("peername")
-        self._host = str(peer[0]) if peer else ""
+        self._host = frames.peer_host
         self._calling_ae = str(request.calling_ae_title or "").strip()
         self._contexts: dict[int, PresentationContext] = {}
         self._upload: Upload | None = None
@@ -255,20 +232,21 @@ class _Link:
         if admission is None or not admission.accepted or admission.facility is None:
             log.warning("rejected DICOM association from %r at %s", self._calling_ae, self._host)
             # Permanent rejection, service user, calling AE title not recognised.
-            await self._reject(0x01, 0x01, 0x03)
+            self._reject(0x01, 0x01, 0x03)
             return False
         if str(request.application_context_name) != APPLICATION_CONTEXT_NAME:
-            await self._reject(0x01, 0x01, 0x02)
+            self._reject(0x01, 0x01, 0x02)
             return False
         if len(self._lean._tasks) > self._lean._max:
             # Transient rejection, service provider (presentation), local limit exceeded.
-            await self._reject(0x02, 0x03, 0x02)
+            self._reject(0x02, 0x03, 0x02)
             return False
         self._facility = admission.facility
         result, _roles = negotiate_as_acceptor(
             request.presentation_context_definition_list, self._lean._ae.supported_contexts, {}
         )
         self._contexts = {int(cx.context_id or 0): cx for cx in result if cx.result == 0x00}
+        self._frames.accepted = set(self._contexts)
         accept = A_ASSOCIATE()
         accept.application_context_name = APPLICATION_CONTEXT_NAME
         accept.calling_ae_title = request.calling_ae_title
@@ -279,8 +257,7 @@ class _Link:
         accept.user_information = self._acceptor_information()
         pdu = A_ASSOCIATE_AC()
         pdu.from_primitive(accept)
-        self._writer.write(pdu.encode())
-        await self._writer.drain()
+        self._frames.write(pdu.encode())
         return True
 
     @staticmethod
@@ -293,103 +270,54 @@ class _Link:
         version.implementation_version_name = PYNETDICOM_IMPLEMENTATION_VERSION
         return [maximum, implementation, version]
 
-    async def _reject(self, result: int, source: int, reason: int) -> None:
+    def _reject(self, result: int, source: int, reason: int) -> None:
         reject = A_ASSOCIATE()
         reject.result = result
         reject.result_source = source
         reject.diagnostic = reason
         pdu = A_ASSOCIATE_RJ()
         pdu.from_primitive(reject)
-        self._writer.write(pdu.encode())
-        await self._writer.drain()
+        self._frames.write(pdu.encode())
 
-    async def _abort(self) -> None:
+    def _abort(self) -> None:
         abort = A_ABORT()
         abort.abort_source = 0x00
         pdu = A_ABORT_RQ()
         pdu.from_primitive(abort)
-        with contextlib.suppress(OSError):
-            self._writer.write(pdu.encode())
-            await self._writer.drain()
-
-    async def _read_pdu(self) -> tuple[int, bytes]:
-        # One timeout scope per PDU: ``wait_for`` wraps each read in a task of its own, which
-        # cost more than the read itself at ~10 reads per image.
-        async with asyncio.timeout(NETWORK_TIMEOUT_S):
-            header = await self._reader.readexactly(6)
-            length = int.from_bytes(header[2:6], "big")
-            if length > MAX_PDU:
-                raise ProtocolError(f"PDU of {length} bytes exceeds the announced {MAX_PDU}")
-            body = await self._reader.readexactly(length)
-        return header[0], body
+        self._frames.write(pdu.encode())
 
     async def _serve(self) -> None:
-        command = bytearray()
-        request: dict[int, bytes] | None = None
-        context_id = 0
-        parts: list[memoryview] = []
-        received = 0
-        try:
-            while True:
-                kind, body = await self._read_pdu()
-                if kind == RELEASE_RQ:
-                    self._writer.write(A_RELEASE_RP().encode())
-                    await self._writer.drain()
-                    self._released = True
-                    return
-                if kind == ABORT:
-                    return
-                if kind != P_DATA:
-                    raise ProtocolError(f"unexpected PDU type 0x{kind:02x}")
-                view = memoryview(body)
-                offset = 0
-                while offset < len(view):
-                    if offset + 6 > len(view):
-                        raise ProtocolError("truncated presentation data value")
-                    size = int.from_bytes(view[offset : offset + 4], "big")
-                    if size < 2 or offset + 4 + size > len(view):
-                        raise ProtocolError("presentation data value overruns its PDU")
-                    pdv_context = view[offset + 4]
-                    control = view[offset + 5]
-                    data = view[offset + 6 : offset + 4 + size]
-                    offset += 4 + size
-                    if pdv_context not in self._contexts:
-                        raise ProtocolError(f"presentation context {pdv_context} not accepted")
-                    if control & 0x01:
-                        if request is not None:
-                            raise ProtocolError("a command arrived inside a data set")
-                        command += data
-                        if control & 0x02:
-                            try:
-                                request = read_command(bytes(command))
-                            except CommandError as exc:
-                                raise ProtocolError(str(exc)) from None
-                            command.clear()
-                            context_id = pdv_context
-                            if not self._expects_data(request):
-                                await self._answer(request, context_id, None)
-                                request = None
-                    else:
-                        if request is None or pdv_context != context_id:
-                            raise ProtocolError("a data set arrived without its command")
-                        parts.append(data)
-                        received += len(data)
-                        if received > MAX_OBJECT_BYTES:
-                            raise ProtocolError(f"data set above {MAX_OBJECT_BYTES >> 20} MiB")
-                        if control & 0x02:
-                            await self._answer(request, context_id, parts)
-                            request, parts, received = None, [], 0
-        except ProtocolError as exc:
-            log.warning("aborting a storage association from %r: %s", self._calling_ae, exc)
-            await self._abort()
+        while True:
+            message = await self._next()
+            if message.kind == "release":
+                self._frames.write(A_RELEASE_RP().encode())
+                self._released = True
+                return
+            if message.kind in ("abort", "closed"):
+                return
+            if message.kind == "error":
+                log.warning(
+                    "aborting a storage association from %r: %s", self._calling_ae, message.reason
+                )
+                self._abort()
+                return
+            if not await self._answer(message.command, message.context_id, message.data):
+                self._abort()
+                return
 
-    @staticmethod
-    def _expects_data(request: dict[int, bytes]) -> bool:
-        return command_int(request, DATA_SET_TYPE) not in (None, NO_DATA_SET)
+    async def _next(self) -> Message:
+        """The next message; only time the peer spends sending nothing counts as idle."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                async with asyncio.timeout(IDLE_CHECK_S):
+                    return await self._frames.next()
+            except TimeoutError:
+                if loop.time() - self._frames.idle_since > NETWORK_TIMEOUT_S:
+                    raise
 
-    async def _answer(
-        self, request: dict[int, bytes], context_id: int, parts: list[memoryview] | None
-    ) -> None:
+    async def _answer(self, request: dict[int, bytes], context_id: int, data: bytes | None) -> bool:
+        """Answer one command; False for a command a storage association must not send."""
         field = command_int(request, COMMAND_FIELD)
         message_id = command_int(request, MESSAGE_ID) or 0
         sop_class = command_uid(request, AFFECTED_SOP_CLASS)
@@ -398,28 +326,27 @@ class _Link:
         elif field == C_STORE_RQ:
             sop_uid = command_uid(request, AFFECTED_SOP_INSTANCE)
             status = (
-                await self._store(context_id, sop_class, sop_uid, parts)
-                if parts is not None
+                await self._store(context_id, sop_class, sop_uid, data)
+                if data is not None
                 else Failure.CANNOT_UNDERSTAND.value
             )
             reply = response(C_STORE_RSP, message_id, sop_class, sop_uid, status)
         elif field == C_CANCEL_RQ:
-            return
+            return True
         else:
-            raise ProtocolError(f"command {field!r} on a storage association")
-        self._writer.write(command_pdu(context_id, reply))
-        await self._writer.drain()
+            log.warning("aborting a storage association: command %r", field)
+            return False
+        self._frames.write(command_pdu(context_id, reply))
+        return True
 
-    async def _store(
-        self, context_id: int, sop_class: str, sop_uid: str, parts: list[memoryview]
-    ) -> int:
+    async def _store(self, context_id: int, sop_class: str, sop_uid: str, data: bytes) -> int:
         ingest = self._lean._ingest
         try:
             if self._upload is None:
                 upload = Upload(self._facility, "dimse", self._calling_ae, self._host)
                 self._upload = await ingest.open(upload)
             syntax = str(self._contexts[context_id].transfer_syntax[0])
-            raw = b"".join([PREAMBLE, file_meta(sop_class, sop_uid, syntax), *parts])
+            raw = b"".join([PREAMBLE, file_meta(sop_class, sop_uid, syntax), data])
         except Exception:
             log.exception("receiving a C-STORE data set failed")
             return Failure.OUT_OF_RESOURCES.value

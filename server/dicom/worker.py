@@ -135,13 +135,14 @@ async def serve(config: dict[str, Any], channel: socket.socket) -> None:
     receiver = _Receiver(channel, lean)
     loop.add_reader(channel.fileno(), receiver.readable)
     _emit({READY: True})
-    stdin_closed = loop.create_task(asyncio.to_thread(sys.stdin.read))
+    ended = [
+        loop.create_task(asyncio.to_thread(sys.stdin.read)),
+        loop.create_task(receiver.closed.wait()),
+    ]
     try:
-        await asyncio.wait(
-            [stdin_closed, loop.create_task(receiver.closed.wait())],
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        ended[1].cancel()
         loop.remove_reader(channel.fileno())
         await lean.stop()
         await ingest.stop()

@@ -16,9 +16,9 @@ from pynetdicom.pdu_primitives import A_ASSOCIATE, MaximumLengthNotification
 from pynetdicom.presentation import build_context
 
 from server.appkeys import SETTINGS, STORE
-from server.dicom import dimse_codec, lean
+from server.dicom import dimse_codec, frames
+from server.dicom.frames import MAX_PDU
 from server.dicom.index import INSTANCES
-from server.dicom.lean import MAX_PDU
 from tests.dicom.conftest import Archive
 from tests.dicom.scu import associate, in_thread, make_ae
 from tests.dicom.synthetic import ct_series
@@ -193,7 +193,7 @@ def _echo_command() -> Dataset:
 async def test_an_object_above_the_limit_aborts_and_stores_nothing(
     archive: Archive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(lean, "MAX_OBJECT_BYTES", 1000)
+    monkeypatch.setattr(frames, "MAX_OBJECT_BYTES", 1000)
     ds = ct_series(1, rows=64, columns=64).datasets[0]
     command = dimse_codec.command_pdu(1, _store_command(str(ds.SOPInstanceUID)))
     item = bytes((1, 0x00)) + bytes(1200)
