@@ -106,11 +106,19 @@ class RoomLog:
         self.replay_limit = REPLAY_LIMIT
 
     async def append(
-        self, study_uid: str, op_type: str, actor: dict[str, str] | None, data: dict[str, Any]
+        self,
+        study_uid: str,
+        op_type: str,
+        actor: dict[str, str] | None,
+        data: dict[str, Any],
+        stored: Document | None = None,
     ) -> Document:
+        """``stored``: fields kept in the op's document but never sent (an annotation change's
+        history entry), written by the same insert."""
         op = await self._log.append(
             study_room(study_uid),
             {
+                **(stored or {}),
                 "study_uid": study_uid,
                 "type": op_type,
                 "actor": actor,
