@@ -194,11 +194,14 @@ async def frame_stats(url: str) -> dict[str, Any]:
 
 
 async def store_commands(urls: list[str]) -> dict[str, int]:
-    """Store commands every server has sent so far, by name (insert, find, findAndModify...)."""
+    """Store commands every server has sent so far, by name (insert, find, findAndModify...),
+    and ``lost_claims``: op log inserts refused because another node had taken that seq."""
     total: defaultdict[str, int] = defaultdict(int)
     for url in urls:
-        for name, n in (await frame_stats(url))["store_commands"].items():
+        stats = await frame_stats(url)
+        for name, n in stats["store_commands"].items():
             total[name] += n
+        total["lost_claims"] += stats["lost_claims"]
     return total
 
 
@@ -484,6 +487,7 @@ async def scenario_edits(
         for name, n in (await store_commands(urls)).items()
         if n > commands_before.get(name, 0)
     }
+    lost_claims = commands.pop("lost_claims", 0)
     reports = []
     for child in spawned:
         await tell(child, b"report")
@@ -512,6 +516,7 @@ async def scenario_edits(
         "cpu_ms_per_edit": cpu_ms_per(usage, elapsed, acked),
         "store_commands_per_edit": round(sum(commands.values()) / max(acked, 1), 2),
         "store_commands": commands,
+        "op_seq_claims_lost": lost_claims,
         "ops_in_store": total["ops"],
         "ack_latency": percentiles([x for r in reports for x in r["acks"]]),
         "fanout_latency": percentiles(fanout),

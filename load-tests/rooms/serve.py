@@ -56,6 +56,7 @@ async def stats(request: web.Request) -> web.Response:
             "skipped_slow": frames.skipped_slow,
             "presence_coalesced": rooms.presence.dropped,
             "store_commands": dict(COMMANDS.started_by_name),
+            "lost_claims": rooms.log.lost_claims,
         }
     )
 

@@ -71,6 +71,7 @@ class Rooms:
 
     def __post_init__(self) -> None:
         self.log = RoomLog(self.store, self.clock)
+        self.channel.on_remote("room.op", self.log.seen)
         self._rooms = self.store[ROOMS]
         self.control = ControlRequests(self._rooms, self.clock)
         self.presenters = Presenters(self._rooms)

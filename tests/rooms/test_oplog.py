@@ -74,3 +74,25 @@ async def test_since_beyond_or_too_far_behind_asks_for_a_snapshot(store: Store, 
         await log.append(STUDY, "chat.message", None, {"n": n})
     current, ops = await log.since(STUDY, since)
     assert (current, ops) == (4, None)
+
+
+async def test_a_node_that_heard_the_other_nodes_ops_claims_past_them(store: Store) -> None:
+    """Two nodes taking turns in one room: a node that was told of the other's op claims the
+    next seq at once; one that was not loses a claim first (refused insert, reread, insert)."""
+    first, second = RoomLog(store), RoomLog(store)
+    await first.append(STUDY, "chat.message", None, {"n": 0})
+    told = await second.append(STUDY, "chat.message", None, {"n": 1})
+    first.seen(told)
+    assert (await first.append(STUDY, "chat.message", None, {"n": 2}))["seq"] == 3
+    assert first.lost_claims == 0
+    assert (await second.append(STUDY, "chat.message", None, {"n": 3}))["seq"] == 4
+    assert second.lost_claims == 1
+    # Whatever arrives is checked: junk, other rooms and old seqs change nothing.
+    for junk in (None, [], {"study_uid": STUDY}, {"study_uid": STUDY, "seq": "9"}):
+        first.seen(junk)
+    first.seen({"study_uid": "1.2.3.elsewhere", "seq": 40})
+    first.seen({"study_uid": STUDY, "seq": 1})
+    second.seen({"study_uid": STUDY, "seq": 3})
+    assert (await second.append(STUDY, "chat.message", None, {"n": 4}))["seq"] == 5
+    stored = [doc["seq"] async for doc in store[OPS].find({"study_uid": STUDY}).sort("seq", 1)]
+    assert stored == [1, 2, 3, 4, 5]
