@@ -187,10 +187,22 @@ async def tokens(url: str) -> list[str]:
     return out
 
 
-async def frame_stats(url: str) -> dict[str, int]:
+async def frame_stats(url: str) -> dict[str, Any]:
     async with aiohttp.ClientSession() as session, session.get(f"{url}/bench/stats") as r:
-        stats: dict[str, int] = await r.json()
+        stats: dict[str, Any] = await r.json()
         return stats
+
+
+async def store_commands(urls: list[str]) -> dict[str, int]:
+    """Store commands every server has sent so far, by name (insert, find, findAndModify...),
+    and ``lost_claims``: op log inserts refused because another node had taken that seq."""
+    total: defaultdict[str, int] = defaultdict(int)
+    for url in urls:
+        stats = await frame_stats(url)
+        for name, n in stats["store_commands"].items():
+            total[name] += n
+        total["lost_claims"] += stats["lost_claims"]
+    return total
 
 
 PROFILE: dict[str, Path] = {}  # --profile: where each scenario's py-spy profiles go
@@ -461,6 +473,7 @@ async def scenario_edits(
         await expect(child, b"ready")
     worker_procs = [Proc(f"generator-readers{n}", c.pid) for n, c in enumerate(spawned)]
     base = await baseline(probe)
+    commands_before = await store_commands(urls)
     mark([*procs, *worker_procs])
     start = time.perf_counter()
     for child in spawned:
@@ -469,6 +482,12 @@ async def scenario_edits(
         await expect(child, b"ran")
     elapsed = time.perf_counter() - start
     usage = finish([*procs, *worker_procs])
+    commands = {
+        name: n - commands_before.get(name, 0)
+        for name, n in (await store_commands(urls)).items()
+        if n > commands_before.get(name, 0)
+    }
+    lost_claims = commands.pop("lost_claims", 0)
     reports = []
     for child in spawned:
         await tell(child, b"report")
@@ -495,6 +514,9 @@ async def scenario_edits(
         "edit_errors": dict(errors),
         "edits_per_s": round(acked / elapsed, 1),
         "cpu_ms_per_edit": cpu_ms_per(usage, elapsed, acked),
+        "store_commands_per_edit": round(sum(commands.values()) / max(acked, 1), 2),
+        "store_commands": commands,
+        "op_seq_claims_lost": lost_claims,
         "ops_in_store": total["ops"],
         "ack_latency": percentiles([x for r in reports for x in r["acks"]]),
         "fanout_latency": percentiles(fanout),

@@ -133,6 +133,24 @@ export function applyReplay(state: RoomState, ops: readonly RoomsOp[]): RoomStat
   return current;
 }
 
+/**
+ * Applies the ops that reached this tab before its first `room.join` answer. The server enters
+ * the connection into the room before it reads the snapshot, so an op stored after the
+ * snapshot's seq can arrive ahead of the answer; dropping it would leave its change missing until
+ * some later op revealed the gap. Older ops are already in the snapshot and are skipped; a gap
+ * tells the caller to ask `room.sync`.
+ */
+export function applyEarly(state: RoomState, ops: readonly RoomsOp[]): OpResult {
+  let current = state;
+  let gap = false;
+  for (const op of [...ops].sort((a, b) => a.seq - b.seq)) {
+    const result = applyOp(current, op);
+    current = result.state;
+    gap ||= result.gap;
+  }
+  return { state: current, gap };
+}
+
 export function applyPresence(state: RoomState, members: readonly RoomsParticipant[], left: readonly string[]): RoomState {
   const gone = new Set(left);
   let participants = state.participants.filter((p) => !gone.has(p.sid));

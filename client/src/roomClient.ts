@@ -14,6 +14,7 @@ import type {
 import { ReportSync } from "./report";
 import {
   addRequest,
+  applyEarly,
   applyOp,
   applyReplay,
   applyPresence,
@@ -27,6 +28,9 @@ import {
 } from "./room";
 
 type Listener = (state: RoomState) => void;
+
+/** Ops held while the first join is out; beyond this many the join answer is followed by a sync. */
+const EARLY_LIMIT = 500;
 
 /** A frame the server rendered for this reader and sent over the room (binary `frame` event). */
 export interface RoomFrame {
@@ -54,6 +58,10 @@ export class RoomClient {
   private offs: Array<() => void> = [];
   private syncing = false;
   private syncAgain = false;
+  /** Ops that arrived before the first join answer (see `applyEarly`), and whether some were
+   * dropped for want of room. */
+  private early: RoomsOp[] = [];
+  private earlyDropped = false;
   private left = false;
 
   constructor(
@@ -138,6 +146,7 @@ export class RoomClient {
     const ack = await this.connection.request<RoomsResync>("room.join", payload);
     this.node = ack.node ?? null;
     this.adopt(ack);
+    this.takeEarly();
     // The server counts a new member as following; say what this reader does.
     await this.setFollowing(this.following).catch(() => undefined);
     await this.helloReport();
@@ -224,8 +233,23 @@ export class RoomClient {
     }
   }
 
+  private takeEarly(): void {
+    const early = this.early;
+    const dropped = this.earlyDropped;
+    this.early = [];
+    this.earlyDropped = false;
+    if (!this.state || (!early.length && !dropped)) return;
+    const result = applyEarly(this.state, early);
+    if (result.state !== this.state) this.set(result.state);
+    if (result.gap || dropped) void this.sync();
+  }
+
   private applyOp(op: RoomsOp): void {
-    if (!this.state) return;
+    if (!this.state) {
+      if (this.early.length < EARLY_LIMIT) this.early.push(op);
+      else this.earlyDropped = true;
+      return;
+    }
     const result = applyOp(this.state, op);
     if (result.gap) {
       void this.sync();

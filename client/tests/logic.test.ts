@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { POINTS_NEEDED, measurementLines } from "../src/measurements";
 import type { RoomsOp } from "../src/protocol/generated";
 import { ReportSync } from "../src/report";
-import { addRequest, applyOp, applyPresence, applyReplay, dropRequest, fromSnapshot, mentionsIn, people, setAnswer } from "../src/room";
+import { addRequest, applyEarly, applyOp, applyPresence, applyReplay, dropRequest, fromSnapshot, mentionsIn, people, setAnswer } from "../src/room";
 import { EMPTY_UPLOADS, formatBytes, rate, reduceUpload } from "../src/uploads";
 import { NO_FILTERS, matches, mergeStudy, sortStudies, worklistQuery, type Study } from "../src/worklist";
 
@@ -147,6 +147,20 @@ describe("room state", () => {
     expect(state.seq).toBe(8);
     expect(state.chat.map((m) => m.text)).toEqual(["a", "b", "d"]);
     expect(applyReplay(state, [msg("a", 5)])).toBe(state);
+  });
+
+  it("applies the ops that came before the join answer over its snapshot", () => {
+    // The snapshot is at seq 4: op 4 is in it already, op 5 (a colleague's measurement stored
+    // while the snapshot was read) is not and must show.
+    const early = [op(5, "annotation.created", { annotation: annotation(1) }), op(4, "chat.message", {})];
+    const settled = applyEarly(base, early);
+    expect(settled.gap).toBe(false);
+    expect(settled.state.seq).toBe(5);
+    expect(settled.state.annotations.map((a) => a.version)).toEqual([1]);
+    expect(settled.state.chat).toEqual([]);
+    // An op further ahead than the next seq is a gap to fill with room.sync.
+    expect(applyEarly(base, [op(6, "annotation.created", { annotation: annotation(1) })]).gap).toBe(true);
+    expect(applyEarly(base, [])).toEqual({ state: base, gap: false });
   });
 
   it("merges presence and collapses tabs of one user", () => {

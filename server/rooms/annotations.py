@@ -4,13 +4,20 @@ Each annotation carries a version; an update or delete names the version it edit
 one is refused with the current state, so two readers never silently overwrite each other.
 Every change is a history entry; ``undo`` reverts the caller's own latest change that is not yet
 undone, again only if nobody changed the annotation since.
+
+The history entry is not a document of its own: it rides in the change's op in the room's op log
+(``Change.record``, a field ``public_op`` never sends), so a change costs the annotation write and
+one op insert. An update or delete is one ``find_one_and_update`` whose filter holds the author,
+the version and "not deleted"; the annotation is read first only when the change needs it (new
+points to measure, an emptied text to check) or when that write matched nothing and the reason
+must be told apart (gone, someone else's, stale).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -20,16 +27,16 @@ from server.auth.service import Principal
 from server.http.errors import ApiError
 from server.rooms.batched import InsertBatcher
 from server.rooms.measure import Measurer, Shape, measurement_for
-from server.rooms.oplog import Clock
+from server.rooms.oplog import OPS, Clock, study_room
 from server.store.database import Document, IndexSpec, Store
 
 ANNOTATIONS = "annotations"
-HISTORY = "annotation_history"
 INDEXES = [
     IndexSpec(ANNOTATIONS, [("study_uid", 1), ("deleted", 1)]),
-    IndexSpec(HISTORY, [("annotation_id", 1), ("at", 1)]),
-    IndexSpec(HISTORY, [("study_uid", 1), ("actor.user_id", 1), ("undone", 1), ("at", -1)]),
+    # Sparse: only annotation ops carry a change record, so chat and other ops pay nothing.
+    IndexSpec(OPS, [("change.annotation_id", 1), ("seq", 1)], options={"sparse": True}),
 ]
+UNDOABLE = ["create", "update", "delete"]
 
 # How many points each kind takes: (minimum, maximum).
 POINTS = {
@@ -58,12 +65,24 @@ def check_shape(kind: str, points: list[list[float]], text: str | None) -> None:
         raise ApiError("validation_failed", "a text annotation needs text")
 
 
+@dataclass(frozen=True)
+class Change:
+    """A stored annotation change: the annotation as clients see it, and the history entry its
+    op carries into the op log (who did what is read back from there)."""
+
+    annotation: Document
+    record: Document
+
+    def op_fields(self) -> Document:
+        """What the op document stores besides the op itself (``undone`` is set by undo)."""
+        return {"change": self.record, "undone": False}
+
+
 class Annotations:
     def __init__(self, store: Store, measurer: Measurer, clock: Clock = time.time) -> None:
         self._annotations = store[ANNOTATIONS]
-        self._history = store[HISTORY]
+        self._ops = store[OPS]
         self._new_annotations = InsertBatcher(self._annotations)
-        self._new_history = InsertBatcher(self._history)
         self.measurer = measurer
         self._clock = clock
 
@@ -73,7 +92,7 @@ class Annotations:
         )
         return [public(doc) async for doc in cursor]
 
-    async def create(self, principal: Principal, payload: dict[str, Any]) -> Document:
+    async def create(self, principal: Principal, payload: dict[str, Any]) -> Change:
         principal.require(Permission.ANNOTATIONS_WRITE)
         kind = payload["kind"]
         check_shape(kind, payload["points"], payload.get("text"))
@@ -95,80 +114,97 @@ class Annotations:
             "deleted": False,
         }
         doc["measurement"] = await self._measure(doc)
-        await asyncio.gather(
-            self._new_annotations.insert(doc), self._record(principal, "create", doc, None, doc)
-        )
-        return public(doc)
+        await self._new_annotations.insert(doc)
+        return _change("create", None, doc)
 
-    async def update(self, principal: Principal, payload: dict[str, Any]) -> Document:
-        current = await self._editable(principal, payload["study_uid"], payload["id"])
+    async def update(self, principal: Principal, payload: dict[str, Any]) -> Change:
+        principal.require(Permission.ANNOTATIONS_WRITE)
         changes = {key: payload[key] for key in GEOMETRY if key in payload}
         if not changes:
             raise ApiError("validation_failed", "nothing to change: send points, text or label")
+        if "points" not in changes and ("text" not in changes or changes["text"]):
+            # Nothing to measure and nothing the kind could refuse: write without reading.
+            change = await self._write_own(principal, "update", payload, changes)
+            if change is not None:
+                return change
+        current = await self._editable(principal, payload["study_uid"], payload["id"])
         merged = {**current, **changes}
         check_shape(current["kind"], merged["points"], merged.get("text"))
         if "points" in changes:
             changes["measurement"] = await self._measure(merged)
-        return await self._apply(principal, "update", current, payload["version"], changes)
+        return await self._apply("update", current, payload["version"], changes)
 
-    async def delete(self, principal: Principal, payload: dict[str, Any]) -> Document:
+    async def delete(self, principal: Principal, payload: dict[str, Any]) -> Change:
+        principal.require(Permission.ANNOTATIONS_WRITE)
+        change = await self._write_own(principal, "delete", payload, {"deleted": True})
+        if change is not None:
+            return change
         current = await self._editable(principal, payload["study_uid"], payload["id"])
-        return await self._apply(
-            principal, "delete", current, payload["version"], {"deleted": True}
-        )
+        return await self._apply("delete", current, payload["version"], {"deleted": True})
 
-    async def undo(self, principal: Principal, study_uid: str) -> Document:
+    async def undo(self, principal: Principal, study_uid: str) -> Change:
         """Revert the caller's latest change that is not undone yet."""
         principal.require(Permission.ANNOTATIONS_WRITE)
-        entry = await self._history.find_one(
+        room = study_room(study_uid)
+        entry = await self._ops.find_one(
             {
-                "study_uid": study_uid,
+                "room": room,
                 "actor.user_id": principal.user_id,
                 "undone": False,
-                "action": {"$in": ["create", "update", "delete"]},
+                "change.action": {"$in": UNDOABLE},
             },
-            sort=[("at", -1), ("version", -1)],
+            sort=[("seq", -1)],
         )
         if entry is None:
             raise ApiError("not_found", "Nothing of yours to undo in this study.")
-        current = await self._annotations.find_one({"_id": entry["annotation_id"]})
+        done = entry["change"]
+        current = await self._annotations.find_one({"_id": done["annotation_id"]})
         if current is None:
             raise ApiError("not_found", "That annotation no longer exists.")
-        if entry["action"] == "create":
+        if done["action"] == "create":
             changes: Document = {"deleted": True}
-        elif entry["action"] == "delete":
+        elif done["action"] == "delete":
             changes = {"deleted": False}
         else:
-            before = entry["before"] or {}
+            before = done["before"] or {}
             changes = {key: before.get(key) for key in GEOMETRY}
             changes["measurement"] = await self._measure({**current, **changes})
-        later = self._history.find(
-            {"annotation_id": entry["annotation_id"], "version": {"$gt": entry["version"]}}
+        later = self._ops.find(
+            {
+                "change.annotation_id": done["annotation_id"],
+                "change.version": {"$gt": done["version"]},
+            }
         )
         async for step in later:
             if step["actor"]["user_id"] != principal.user_id or not (
-                step["action"] == "undo" or step["undone"]
+                step["change"]["action"] == "undo" or step["undone"]
             ):
                 raise ApiError(
                     "stale_version",
                     f"{step['actor']['username']} changed this annotation since; undo refused.",
                     details={"current": public(current)},
                 )
-        result = await self._apply(principal, "undo", current, current["version"], changes)
-        await self._history.update_one({"_id": entry["_id"]}, {"$set": {"undone": True}})
+        result = await self._apply("undo", current, current["version"], changes)
+        await self._ops.update_one({"_id": entry["_id"]}, {"$set": {"undone": True}})
         return result
 
     async def history(self, study_uid: str, annotation_id: str) -> list[Document]:
-        cursor = self._history.find(
-            {"study_uid": study_uid, "annotation_id": annotation_id}, {"_id": 0}
-        ).sort([("at", 1), ("version", 1)])
+        cursor = self._ops.find(
+            {"change.annotation_id": annotation_id, "room": study_room(study_uid)}
+        ).sort("seq", 1)
         return [
-            {k: entry.get(k) for k in ("action", "actor", "version", "at", "before", "after")}
-            async for entry in cursor
+            {
+                "action": op["change"]["action"],
+                "actor": op["actor"],
+                "version": op["change"]["version"],
+                "at": op["at"],
+                "before": op["change"]["before"],
+                "after": op["change"]["after"],
+            }
+            async for op in cursor
         ]
 
     async def _editable(self, principal: Principal, study_uid: str, annotation_id: str) -> Document:
-        principal.require(Permission.ANNOTATIONS_WRITE)
         current = await self._annotations.find_one({"_id": annotation_id, "study_uid": study_uid})
         if current is None or current["deleted"]:
             raise ApiError("not_found", "No such annotation.")
@@ -178,15 +214,28 @@ class Annotations:
             raise ApiError("forbidden", "Only its author (or an admin) may change an annotation.")
         return current
 
-    async def _apply(
-        self, principal: Principal, action: str, current: Document, version: int, changes: Document
-    ) -> Document:
-        updated = await self._annotations.find_one_and_update(
-            {"_id": current["_id"], "version": version},
-            {"$set": {**changes, "updated_at": self._clock()}, "$inc": {"version": 1}},
-            return_document=ReturnDocument.AFTER,
+    async def _write_own(
+        self, principal: Principal, action: str, payload: dict[str, Any], changes: Document
+    ) -> Change | None:
+        """The change written in one round trip when the caller's own live annotation is at the
+        named version; None when not, and the caller reads to say why (or to let an admin in)."""
+        return await self._write(
+            action,
+            {
+                "_id": payload["id"],
+                "study_uid": payload["study_uid"],
+                "version": payload["version"],
+                "deleted": False,
+                "author.user_id": principal.user_id,
+            },
+            changes,
         )
-        if updated is None:
+
+    async def _apply(
+        self, action: str, current: Document, version: int, changes: Document
+    ) -> Change:
+        change = await self._write(action, {"_id": current["_id"], "version": version}, changes)
+        if change is None:
             latest = await self._annotations.find_one({"_id": current["_id"]})
             raise ApiError(
                 "stale_version",
@@ -194,8 +243,19 @@ class Annotations:
                 f"not {version}.",
                 details={"current": public(latest) if latest else None},
             )
-        await self._record(principal, action, updated, current, updated)
-        return public(updated)
+        return change
+
+    async def _write(self, action: str, match: Document, changes: Document) -> Change | None:
+        now = self._clock()
+        before = await self._annotations.find_one_and_update(
+            match,
+            {"$set": {**changes, "updated_at": now}, "$inc": {"version": 1}},
+            return_document=ReturnDocument.BEFORE,
+        )
+        if before is None:
+            return None
+        after = {**before, **changes, "updated_at": now, "version": before["version"] + 1}
+        return _change(action, before, after)
 
     async def _measure(self, doc: Document) -> dict[str, Any]:
         shape = Shape(
@@ -207,27 +267,18 @@ class Annotations:
         )
         return await measurement_for(self.measurer, shape)
 
-    async def _record(
-        self,
-        principal: Principal,
-        action: str,
-        doc: Document,
-        before: Document | None,
-        after: Document | None,
-    ) -> None:
-        await self._new_history.insert(
-            {
-                "annotation_id": doc["_id"],
-                "study_uid": doc["study_uid"],
-                "action": action,
-                "actor": actor(principal),
-                "version": doc["version"],
-                "at": self._clock(),
-                "before": _geometry(before),
-                "after": _geometry(after),
-                "undone": False,
-            }
-        )
+
+def _change(action: str, before: Document | None, after: Document) -> Change:
+    return Change(
+        annotation=public(after),
+        record={
+            "annotation_id": after["_id"],
+            "action": action,
+            "version": after["version"],
+            "before": _geometry(before),
+            "after": _geometry(after),
+        },
+    )
 
 
 def actor(principal: Principal) -> dict[str, str]:

@@ -7,6 +7,7 @@ drive the cores through ``MemoryChannel``, which records every send and keeps it
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +34,10 @@ class Channel(Protocol):
     def rooms_of(self, sid: str) -> set[str]:
         """The rooms of a connection held by this node."""
 
+    def on_remote(self, event: str, listener: Callable[[Any], None]) -> None:
+        """Call ``listener`` with the payload of each ``event`` another node sends; unchecked
+        input. One node alone never calls it."""
+
 
 @dataclass
 class Sent:
@@ -51,6 +56,9 @@ class MemoryChannel:
     sent: list[Sent] = field(default_factory=list)
     members: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     unresponsive: set[str] = field(default_factory=set)
+    remote: defaultdict[str, list[Callable[[Any], None]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
 
     async def send(
         self, event: str, payload: Any, *, room: str, skip_sid: str | None = None
@@ -76,6 +84,9 @@ class MemoryChannel:
 
     def rooms_of(self, sid: str) -> set[str]:
         return {room for room, sids in self.members.items() if sid in sids}
+
+    def on_remote(self, event: str, listener: Callable[[Any], None]) -> None:
+        self.remote[event].append(listener)
 
     def received(self, sid: str, event: str | None = None) -> list[Any]:
         """Payloads that reached ``sid`` (through a room it is in, or directly)."""

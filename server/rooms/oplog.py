@@ -2,11 +2,15 @@
 
 An op's sequence number is claimed by inserting it: the unique ``(room, seq)`` index lets exactly
 one writer, on any node, store seq N. Each node remembers the last seq it saw per room and tries
-the next; a duplicate key (another node got there first) rereads the room's highest seq and tries
-again. So an op costs one insert, batched with the other ops in flight, instead of a counter
-``$inc`` plus an insert. An op is stored before it is broadcast, so anything a client was sent
-can be replayed to it after a reconnect. Two writers may store seq 6 before seq 5 lands; a client
-that sees a gap asks ``room.sync`` and the replay fills it.
+the next; a duplicate key (another node got there first) tries the seq after it, and a second one
+rereads the room's highest seq. So an op costs one insert, batched with the other ops in flight,
+instead of a counter ``$inc`` plus an insert. An op is stored before it is broadcast, so anything
+a client was sent can be replayed to it after a reconnect. Two writers may store seq 6 before
+seq 5 lands; a client that sees a gap asks ``room.sync`` and the replay fills it.
+
+With several nodes in one room, a node's last seq goes stale whenever another node appends, and
+its next claim would lose (a refused insert, a reread, another insert). So each node also hears
+the ops the other nodes broadcast (``seen``) and starts its next claim past them.
 """
 
 from __future__ import annotations
@@ -68,18 +72,31 @@ class SequencedLog:
         self._entries = collection
         self._writer = InsertBatcher(collection)
         self._last: dict[str, int] = {}
+        self.lost_claims = 0
 
     async def append(self, room: str, entry: Document) -> Document:
         """Store ``entry`` under the room's next seq; returns it with ``room`` and ``seq`` set."""
-        for _ in range(CLAIM_TRIES):
-            claimed: Document = {**entry, "room": room, "seq": await self._claim(room)}
+        for attempt in range(CLAIM_TRIES):
+            seq = await self._claim(room)
+            claimed: Document = {**entry, "room": room, "seq": seq}
             try:
                 await self._writer.insert(claimed)
             except DuplicateKeyError:
-                self._last.pop(room, None)  # another node stored that seq: reread
+                self.lost_claims += 1
+                if attempt == 0:
+                    # Most often the other node took just that one (its broadcast is on the way).
+                    self.seen(room, seq)
+                else:
+                    self._last.pop(room, None)  # further behind than that: reread
                 continue
             return claimed
         raise ApiError("conflict", "Too busy to record this change; try again.")
+
+    def seen(self, room: str, seq: int) -> None:
+        """Another node stored ``seq`` in ``room``: a later claim here starts past it. Only rooms
+        this node writes to are followed; the others are read on their first claim."""
+        if seq > self._last.get(room, seq):
+            self._last[room] = seq
 
     async def _claim(self, room: str) -> int:
         """The next seq to try: one past the highest this node knows of, read once per room."""
@@ -106,11 +123,19 @@ class RoomLog:
         self.replay_limit = REPLAY_LIMIT
 
     async def append(
-        self, study_uid: str, op_type: str, actor: dict[str, str] | None, data: dict[str, Any]
+        self,
+        study_uid: str,
+        op_type: str,
+        actor: dict[str, str] | None,
+        data: dict[str, Any],
+        stored: Document | None = None,
     ) -> Document:
+        """``stored``: fields kept in the op's document but never sent (an annotation change's
+        history entry), written by the same insert."""
         op = await self._log.append(
             study_room(study_uid),
             {
+                **(stored or {}),
                 "study_uid": study_uid,
                 "type": op_type,
                 "actor": actor,
@@ -119,6 +144,17 @@ class RoomLog:
             },
         )
         return public_op(op)
+
+    def seen(self, op: Any) -> None:
+        """An op another node broadcast (as received from it, so checked before use)."""
+        if isinstance(op, dict):
+            study_uid, seq = op.get("study_uid"), op.get("seq")
+            if isinstance(study_uid, str) and isinstance(seq, int):
+                self._log.seen(study_room(study_uid), seq)
+
+    @property
+    def lost_claims(self) -> int:
+        return self._log.lost_claims
 
     async def current(self, study_uid: str) -> int:
         return await self._log.current(study_room(study_uid))

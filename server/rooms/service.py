@@ -71,6 +71,7 @@ class Rooms:
 
     def __post_init__(self) -> None:
         self.log = RoomLog(self.store, self.clock)
+        self.channel.on_remote("room.op", self.log.seen)
         self._rooms = self.store[ROOMS]
         self.control = ControlRequests(self._rooms, self.clock)
         self.presenters = Presenters(self._rooms)
@@ -181,10 +182,15 @@ class Rooms:
         }
 
     async def broadcast(
-        self, study_uid: str, op_type: str, who: dict[str, str] | None, data: dict[str, Any]
+        self,
+        study_uid: str,
+        op_type: str,
+        who: dict[str, str] | None,
+        data: dict[str, Any],
+        stored: Document | None = None,
     ) -> Document:
         """Persist first, then send: the op reaches clients only once it can be replayed."""
-        op = await self.log.append(study_uid, op_type, who, data)
+        op = await self.log.append(study_uid, op_type, who, data, stored)
         if op_type == "presenter.changed":
             self.presenters.changed(study_uid, data["presenter"])
         await self.channel.send("room.op", op, room=study_room(study_uid))
@@ -198,18 +204,22 @@ class Rooms:
         study_uid = payload["study_uid"]
         self.member(sid, study_uid)
         if action == "create":
-            annotation = await self.annotations.create(principal, payload)
+            change = await self.annotations.create(principal, payload)
             op_type = "annotation.created"
         elif action == "update":
-            annotation = await self.annotations.update(principal, payload)
+            change = await self.annotations.update(principal, payload)
             op_type = "annotation.updated"
         elif action == "delete":
-            annotation = await self.annotations.delete(principal, payload)
+            change = await self.annotations.delete(principal, payload)
             op_type = "annotation.deleted"
         else:
-            annotation = await self.annotations.undo(principal, study_uid)
-            op_type = "annotation.deleted" if annotation["deleted"] else "annotation.updated"
-        op = await self.broadcast(study_uid, op_type, actor(principal), annotation)
+            change = await self.annotations.undo(principal, study_uid)
+            deleted = change.annotation["deleted"]
+            op_type = "annotation.deleted" if deleted else "annotation.updated"
+        annotation = change.annotation
+        op = await self.broadcast(
+            study_uid, op_type, actor(principal), annotation, change.op_fields()
+        )
         return {"seq": op["seq"], "annotation": annotation}
 
     # -- chat -----------------------------------------------------------------------------

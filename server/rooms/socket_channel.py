@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import socketio
 
 from server.rooms.frames import Backlog
+from server.rooms.socket_server import NodesRedisManager
 
 
 class SocketChannel:
@@ -44,6 +46,10 @@ class SocketChannel:
 
     def rooms_of(self, sid: str) -> set[str]:
         return set(self.sio.rooms(sid))
+
+    def on_remote(self, event: str, listener: Callable[[Any], None]) -> None:
+        if isinstance(self.sio.manager, NodesRedisManager):
+            self.sio.manager.on_remote(event, listener)
 
 
 def engineio_backlog(sio: socketio.AsyncServer) -> Backlog:

@@ -7,6 +7,8 @@ in-memory manager serves one process. Rooms and membership belong to the manager
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,10 +28,38 @@ EXPIRES_KEY = "expires_at"
 MAX_MESSAGE_BYTES = 256 * 1024
 
 
+RemoteListener = Callable[[Any], None]
+
+
+class NodesRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    """The Redis manager, which also tells listeners what the other nodes emit: the op log
+    learns the seqs other nodes claimed from their broadcasts instead of by losing a claim."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._remote: defaultdict[str, list[RemoteListener]] = defaultdict(list)
+
+    def on_remote(self, event: str, listener: RemoteListener) -> None:
+        self._remote[event].append(listener)
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        # Called for this node's own emits too; those carry its host id.
+        listeners = self._remote.get(message.get("event", ""), [])
+        if listeners and message.get("host_id") != self.host_id:
+            data = message.get("data")
+            if isinstance(data, list) and len(data) == 1 and not message.get("binary"):
+                for listener in listeners:
+                    try:
+                        listener(data[0])
+                    except Exception:
+                        log.exception("remote emit listener failed")
+        await super()._handle_emit(message)
+
+
 def create_socket_server(settings: Settings) -> socketio.AsyncServer:
     manager: socketio.AsyncManager | None = None
     if settings.redis_url:
-        manager = socketio.AsyncRedisManager(settings.redis_url)
+        manager = NodesRedisManager(settings.redis_url)
     return socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,

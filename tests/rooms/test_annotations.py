@@ -217,3 +217,114 @@ async def test_undo_refuses_when_someone_changed_it_since(store: Store) -> None:
         await rooms.annotate(alice, "a", "undo", {"study_uid": STUDY})
     assert caught.value.code == "stale_version"
     assert len(await rooms.annotations.for_study(STUDY)) == 1
+
+
+async def test_each_change_is_one_op_that_holds_its_history_entry(store: Store) -> None:
+    """The history is read back from the room's op log: every change is the annotation write
+    plus one op, the op's stored history entry never reaches a client, and the entries follow
+    the ops' order."""
+    rooms, channel = await _room(store)
+    alice = await make_user(store, "alice")
+    await rooms.join(alice, "a", STUDY, None)
+    created = (await rooms.annotate(alice, "a", "create", shape("text", [[1, 1]], text="one")))[
+        "annotation"
+    ]
+    moved = await rooms.annotate(
+        alice,
+        "a",
+        "update",
+        {"study_uid": STUDY, "id": created["id"], "version": 1, "points": [[2, 2]]},
+    )
+    relabelled = await rooms.annotate(
+        alice, "a", "update", {"study_uid": STUDY, "id": created["id"], "version": 2, "label": "L"}
+    )
+    assert relabelled["annotation"] == {
+        **moved["annotation"],
+        "label": "L",
+        "version": 3,
+        "updated_at": relabelled["annotation"]["updated_at"],
+    }
+    assert await store["room_ops"].count_documents({}) == 3
+    stored = [op async for op in store["room_ops"].find({}).sort("seq", 1)]
+    assert [op["change"]["action"] for op in stored] == ["create", "update", "update"]
+    assert stored[2]["change"]["before"]["label"] is None
+    assert stored[2]["change"]["after"]["label"] == "L"
+    sent = channel.received("a", "room.op")
+    _, replayed = await rooms.log.since(STUDY, 0)
+    assert replayed is not None
+    for op in [*sent, *replayed]:
+        assert "change" not in op
+        assert "undone" not in op
+        catalog().validate_outbound("room.op", op)
+    assert [op["data"] for op in replayed] == [op["data"] for op in sent]
+    history = await rooms.annotations.history(STUDY, created["id"])
+    assert [(h["action"], h["version"], h["after"]["points"]) for h in history] == [
+        ("create", 1, [[1, 1]]),
+        ("update", 2, [[2, 2]]),
+        ("update", 3, [[2, 2]]),
+    ]
+    assert [h["at"] for h in history] == [op["at"] for op in sent]
+
+
+async def test_a_change_written_without_reading_first_still_checks_everything(
+    store: Store,
+) -> None:
+    """Label changes and deletes go straight to one conditional write; when it matches nothing
+    the answer still says why, and nothing was changed."""
+    rooms, _ = await _room(store)
+    alice, bob = await make_user(store, "alice"), await make_user(store, "bob")
+    await rooms.join(alice, "a", STUDY, None)
+    await rooms.join(bob, "b", STUDY, None)
+    created = (await rooms.annotate(alice, "a", "create", shape("arrow", [[0, 0], [1, 1]])))[
+        "annotation"
+    ]
+    ident = created["id"]
+
+    async def refused(principal: Any, sid: str, action: str, payload: dict[str, Any]) -> ApiError:
+        with pytest.raises(ApiError) as caught:
+            await rooms.annotate(principal, sid, action, {"study_uid": STUDY, **payload})
+        return caught.value
+
+    assert (await refused(bob, "b", "update", {"id": ident, "version": 1, "label": "x"})).code == (
+        "forbidden"
+    )
+    assert (await refused(bob, "b", "delete", {"id": ident, "version": 1})).code == "forbidden"
+    stale = await refused(alice, "a", "update", {"id": ident, "version": 7, "label": "x"})
+    assert stale.code == "stale_version"
+    assert stale.details["current"]["version"] == 1
+    assert (
+        await refused(alice, "a", "update", {"id": "nope", "version": 1, "label": "x"})
+    ).code == ("not_found")
+    deleted = await rooms.annotate(
+        alice, "a", "delete", {"study_uid": STUDY, "id": ident, "version": 1}
+    )
+    assert deleted["annotation"]["deleted"] is True
+    gone = await refused(alice, "a", "update", {"id": ident, "version": 2, "label": "x"})
+    assert gone.code == "not_found"
+    # Undo stores ``deleted`` through $set (read back as 0 by the embedded store): the
+    # conditional write must still see the annotation as live.
+    restored = await rooms.annotate(alice, "a", "undo", {"study_uid": STUDY})
+    assert restored["annotation"]["deleted"] is False
+    relabelled = await rooms.annotate(
+        alice, "a", "update", {"study_uid": STUDY, "id": ident, "version": 3, "label": "back"}
+    )
+    assert relabelled["annotation"]["version"] == 4
+    assert relabelled["annotation"]["deleted"] is False
+    assert relabelled["annotation"]["label"] == "back"
+    assert relabelled["annotation"]["points"] == [[0, 0], [1, 1]]
+    # An emptied text on a text annotation needs its kind: refused, not written.
+    text = (await rooms.annotate(alice, "a", "create", shape("text", [[1, 1]], text="t")))[
+        "annotation"
+    ]
+    empty = await refused(alice, "a", "update", {"id": text["id"], "version": 1, "text": ""})
+    assert empty.code == "validation_failed"
+    stored = await store["annotations"].find_one({"_id": ident})
+    assert stored is not None
+    assert stored["version"] == 4
+    history = await rooms.annotations.history(STUDY, ident)
+    assert [(h["action"], h["version"]) for h in history] == [
+        ("create", 1),
+        ("delete", 2),
+        ("undo", 3),
+        ("update", 4),
+    ]

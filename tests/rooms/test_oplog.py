@@ -8,8 +8,11 @@ import pytest
 from pymongo.errors import DuplicateKeyError
 
 from server.rooms.batched import InsertBatcher
+from server.rooms.channel import MemoryChannel
 from server.rooms.oplog import OPS, RoomLog
 from server.store.database import Store
+from tests.rooms.support import STUDY as SUPPORT_STUDY
+from tests.rooms.support import add_study, make_rooms, make_user
 
 STUDY = "1.2.826.0.1.3680043.10.77"
 
@@ -74,3 +77,48 @@ async def test_since_beyond_or_too_far_behind_asks_for_a_snapshot(store: Store, 
         await log.append(STUDY, "chat.message", None, {"n": n})
     current, ops = await log.since(STUDY, since)
     assert (current, ops) == (4, None)
+
+
+async def test_a_node_that_heard_the_other_nodes_ops_claims_past_them(store: Store) -> None:
+    """Two nodes taking turns in one room: a node that was told of the other's op claims the
+    next seq at once; one that was not loses a claim first (refused insert, reread, insert)."""
+    first, second = RoomLog(store), RoomLog(store)
+    await first.append(STUDY, "chat.message", None, {"n": 0})
+    told = await second.append(STUDY, "chat.message", None, {"n": 1})
+    first.seen(told)
+    assert (await first.append(STUDY, "chat.message", None, {"n": 2}))["seq"] == 3
+    assert first.lost_claims == 0
+    assert (await second.append(STUDY, "chat.message", None, {"n": 3}))["seq"] == 4
+    assert second.lost_claims == 1
+    # Whatever arrives is checked: junk, other rooms and old seqs change nothing.
+    for junk in (None, [], {"study_uid": STUDY}, {"study_uid": STUDY, "seq": "9"}):
+        first.seen(junk)
+    first.seen({"study_uid": "1.2.3.elsewhere", "seq": 40})
+    first.seen({"study_uid": STUDY, "seq": 1})
+    second.seen({"study_uid": STUDY, "seq": 3})
+    assert (await second.append(STUDY, "chat.message", None, {"n": 4}))["seq"] == 5
+    stored = [doc["seq"] async for doc in store[OPS].find({"study_uid": STUDY}).sort("seq", 1)]
+    assert stored == [1, 2, 3, 4, 5]
+
+
+async def test_the_rooms_core_follows_the_ops_other_nodes_broadcast(store: Store) -> None:
+    """The core listens to ``room.op`` from other nodes on its channel: after hearing one, its
+    next op in that room takes the following seq without a lost claim."""
+    await add_study(store)
+    channel = MemoryChannel()
+    rooms = make_rooms(store, channel)
+    alice = await make_user(store, "alice")
+    await rooms.join(alice, "a", SUPPORT_STUDY, None)
+    await rooms.chat_send(alice, "a", {"study_uid": SUPPORT_STUDY, "text": "one"})
+    other_node = RoomLog(store)
+    heard = await other_node.append(SUPPORT_STUDY, "chat.message", None, {"text": "two"})
+    for listener in channel.remote["room.op"]:
+        listener(heard)
+    await rooms.chat_send(alice, "a", {"study_uid": SUPPORT_STUDY, "text": "three"})
+    assert rooms.log.lost_claims == 0
+    _, ops = await rooms.log.since(SUPPORT_STUDY, 0)
+    assert [(op["seq"], op["data"]["text"]) for op in ops or []] == [
+        (1, "one"),
+        (2, "two"),
+        (3, "three"),
+    ]
