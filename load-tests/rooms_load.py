@@ -359,7 +359,7 @@ async def scenario_follow(
         "frames_per_follower_median": statistics.median(per_follower or [0]),
         "final_quality_frames_after_rest": final_frames,
         "follower_processes": len(spawned),
-        "relay": {k: after[k] - before[k] for k in after},
+        "relay": {k: after[k] - before[k] for k in after if isinstance(after[k], int | float)},
         "cpu_ms_per_frame_sent": cpu_ms_per(usage, elapsed, after["sent"] - before["sent"]),
         "baseline_noop_round_trip": base,
         "processes": usage,
