@@ -182,14 +182,14 @@ export function Pane(props: PaneProps) {
     ctx.fillRect(0, 0, element.width, element.height);
     if (live) {
       const place = placeFrame({ width: live.bitmap.width, height: live.bitmap.height }, canvasSize);
-      ctx.drawImage(live.bitmap, place.dx, place.dy, live.bitmap.width * place.scale, live.bitmap.height * place.scale);
+      drawSafely(() => ctx.drawImage(live.bitmap, place.dx, place.dy, live.bitmap.width * place.scale, live.bitmap.height * place.scale));
     }
     const image = bitmap.current;
     if (!live && (!image || !imageSize)) return;
     if (!live && image && imageSize) {
       ctx.imageSmoothingEnabled = view.zoom < 3;
       ctx.setTransform(...transform(view, imageSize, canvasSize));
-      ctx.drawImage(image, 0, 0);
+      drawSafely(() => ctx.drawImage(image, 0, 0));
       ctx.setTransform(1, 0, 0, 1, 0, 0);
     }
     if (pane.mode !== "stack" || !shownSlice || !mapping) return;
@@ -379,4 +379,17 @@ function drawAnnotation(
     ctx.strokeText(line, anchor[0] + 8, anchor[1] + 4 + i * 15);
     ctx.fillText(line, anchor[0] + 8, anchor[1] + 4 + i * 15);
   });
+}
+
+/**
+ * Draws unless the bitmap was already released (a newer frame replaced it): an exception thrown
+ * in an effect stops Preact from rendering that part of the page again, so a stale frame must
+ * never get that far.
+ */
+function drawSafely(draw: () => void): void {
+  try {
+    draw();
+  } catch (error) {
+    if (!(error instanceof DOMException && error.name === "InvalidStateError")) throw error;
+  }
 }

@@ -239,19 +239,18 @@ export function Viewer({ session, connection, studyUid }: { session: Session; co
     if (!room || !following) return;
     const off = room.onFrame(async ({ meta, data }) => {
       const bitmap = await createImageBitmap(new Blob([data], { type: meta.content_type }));
-      setLive((old) => {
-        old?.bitmap.close();
-        return { bitmap, meta, count: room.framesReceived };
-      });
+      setLive({ bitmap, meta, count: room.framesReceived });
     });
     return () => {
       off();
-      setLive((old) => {
-        old?.bitmap.close();
-        return null;
-      });
+      setLive(null);
     };
   }, [room, following]);
+  // A frame's bitmap is closed only once another frame (or none) has been rendered in its place.
+  // Closing it inside the state updater, as before, could close the bitmap being shown (Preact
+  // may run an updater twice); drawing it then threw in the pane's effect, and after that error
+  // the viewer stopped re-rendering: a colleague's measurement never appeared.
+  useEffect(() => () => live?.bitmap.close(), [live]);
 
   useEffect(() => {
     if (following && (!roomState?.presenter || roomState.presenter.username === me?.username)) void setFollow(false);
