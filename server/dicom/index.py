@@ -287,16 +287,14 @@ class IndexWriter:
             pending = self._queue.get_nowait()
             if not pending.future.done():
                 pending.future.set_exception(RuntimeError("the archive is shutting down"))
-        await self._flush_metadata()
-        await self._flush_counts()
+        await self._flush_deferred()
         self._settled.set()
 
     async def settled(self) -> None:
         """Wait until every acknowledged object is counted in its series and study and its
         metadata document is written."""
         await self._settled.wait()
-        await self._flush_metadata()
-        await self._flush_counts()
+        await self._flush_deferred()
 
     async def submit(self, prepared: Prepared, facility: str, key: str | None = None) -> bool:
         """Index ``prepared``; ``key`` names a blob the caller already wrote durably."""

@@ -78,12 +78,12 @@ class _Receiver:
 
     def readable(self) -> None:
         try:
-            _data, fds, _flags, _address = socket.recv_fds(self._channel, MAX_FDS, MAX_FDS)
+            data, fds, _flags, _address = socket.recv_fds(self._channel, MAX_FDS, MAX_FDS)
         except BlockingIOError:
             return
         except OSError:
-            fds, _data = [], b""
-        if not fds and not _data:
+            data, fds = b"", []
+        if not data and not fds:
             self.closed.set()
             return
         for fd in fds:

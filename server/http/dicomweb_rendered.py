@@ -58,6 +58,14 @@ async def dicomweb_series_rendered(request: web.Request) -> web.StreamResponse:
     return await _rendered(request, principal, members, several=True)
 
 
+def _frame_list(request: web.Request) -> list[int]:
+    """The ``{frames}`` of the path, or a 400 naming what is wrong with it."""
+    try:
+        return parse_frame_list(request.match_info["frames"], MAX_RENDERED_FRAMES)
+    except RenderError as exc:
+        raise api_error(exc) from None
+
+
 @routes.get(DICOMWEB_INSTANCE + "/rendered")
 async def dicomweb_instance_rendered(request: web.Request) -> web.StreamResponse:
     """A single-frame instance is one image; a multi-frame one is multipart/related, or its
@@ -70,10 +78,7 @@ async def dicomweb_instance_rendered(request: web.Request) -> web.StreamResponse
 async def dicomweb_frame_rendered(request: web.Request) -> web.StreamResponse:
     """One frame is one image; a list of frames is multipart/related, in the order asked."""
     principal, _ = await viewer(request, instance=request.match_info["sop"])
-    try:
-        frames = parse_frame_list(request.match_info["frames"], MAX_RENDERED_FRAMES)
-    except RenderError as exc:
-        raise api_error(exc) from None
+    frames = _frame_list(request)
     sop = request.match_info["sop"]
     return await _rendered(request, principal, [sop], several=len(frames) > 1, frames=frames)
 
@@ -88,11 +93,7 @@ async def dicomweb_instance_thumbnail(request: web.Request) -> web.StreamRespons
 async def dicomweb_frame_thumbnail(request: web.Request) -> web.StreamResponse:
     """A thumbnail is one image: the first frame of the list."""
     principal, _ = await viewer(request, instance=request.match_info["sop"])
-    try:
-        frames = parse_frame_list(request.match_info["frames"], MAX_RENDERED_FRAMES)
-    except RenderError as exc:
-        raise api_error(exc) from None
-    return await _thumbnail(request, principal, request.match_info["sop"], frames[0])
+    return await _thumbnail(request, principal, request.match_info["sop"], _frame_list(request)[0])
 
 
 @routes.get(DICOMWEB_SERIES + "/thumbnail")

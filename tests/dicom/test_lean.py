@@ -65,15 +65,7 @@ def test_responses_equal_pynetdicoms() -> None:
 
 
 def test_read_command_reads_what_pydicom_writes_and_refuses_garbage() -> None:
-    command = Dataset()
-    command.CommandGroupLength = 0
-    command.AffectedSOPClassUID = CT
-    command.CommandField = 1
-    command.MessageID = 5
-    command.Priority = 2
-    command.CommandDataSetType = 1
-    command.AffectedSOPInstanceUID = "1.2.3"
-    read = dimse_codec.read_command(encode(command, True, True))
+    read = dimse_codec.read_command(_store_command("1.2.3", message_id=5))
     assert dimse_codec.command_int(read, dimse_codec.COMMAND_FIELD) == 1
     assert dimse_codec.command_int(read, dimse_codec.MESSAGE_ID) == 5
     assert dimse_codec.command_uid(read, dimse_codec.AFFECTED_SOP_CLASS) == CT
@@ -146,12 +138,12 @@ def _data_pdu(context_id: int, control: int, payload: bytes) -> bytes:
     return b"\x04\x00" + (len(item) + 4).to_bytes(4, "big") + len(item).to_bytes(4, "big") + item
 
 
-def _store_command(sop_instance: str) -> bytes:
+def _store_command(sop_instance: str, message_id: int = 1) -> bytes:
     command = Dataset()
     command.CommandGroupLength = 0
     command.AffectedSOPClassUID = CT
     command.CommandField = 1
-    command.MessageID = 1
+    command.MessageID = message_id
     command.Priority = 2
     command.CommandDataSetType = 1
     command.AffectedSOPInstanceUID = sop_instance
