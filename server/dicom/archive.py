@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
+from typing import NamedTuple
 
 from aiohttp import web
 from pymongo.errors import DuplicateKeyError
 
-from server.dicom.index import INSTANCES, METADATA, SERIES, STUDIES, metadata_doc
+from server.dicom.index import IN_FLIGHT_S, INSTANCES, METADATA, SERIES, STUDIES, metadata_doc
 from server.dicom.parse import Rejected, prepare
 from server.store.blobs import BlobNotFound, BlobStore
 from server.store.database import Document, Store
@@ -30,47 +32,61 @@ def _scope(query: Document, facility: str | None) -> Document:
 LOCATIONS_BYTES = 32 << 20
 LOCATION_OVERHEAD_BYTES = 240
 
+# The index writer inserts an entry while its file is still being flushed (``IndexWriter``), so
+# a reader that finds the file short or missing waits this long for a young entry before it
+# gives up on the instance; an old entry in that state was left by a crash and is unreadable.
+INCOMPLETE_WAIT_S = 2.0
+INCOMPLETE_POLL_S = 0.02
+
+
+class Location(NamedTuple):
+    blob: str
+    facility: str
+    size: int | None
+
 
 class Locations:
     """Where each instance's bytes are (blob key and facility), bounded in bytes, LRU.
 
-    An index document is written once and never rewritten (a duplicate store keeps the first
-    copy), so its blob key stays right for as long as the blob exists; a blob that has gone
-    (ingest undone) makes the reader drop the entry and ask the store again. Reading a stored
+    An index document is rewritten only to repair an entry whose file a crash left incomplete,
+    so its blob key stays right for as long as the blob is whole; a blob that has gone or is
+    short makes the reader drop the entry and ask the store again. Reading a stored
     instance then costs one blob read instead of a store query plus a blob read.
     """
 
     def __init__(self, max_bytes: int = LOCATIONS_BYTES) -> None:
         self.max_bytes = max_bytes
         self.nbytes = 0
-        self._items: OrderedDict[str, tuple[str, str, int]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[Location, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def get(self, sop_instance_uid: str) -> tuple[str, str] | None:
+    def get(self, sop_instance_uid: str) -> Location | None:
         item = self._items.get(sop_instance_uid)
         if item is None:
             return None
         self._items.move_to_end(sop_instance_uid)
-        return item[0], item[1]
+        return item[0]
 
     def remember(self, doc: Document) -> None:
         uid, blob, facility = doc.get("_id"), doc.get("blob"), doc.get("facility")
         if not (isinstance(uid, str) and isinstance(blob, str) and isinstance(facility, str)):
             return
         self.forget(uid)
-        size = LOCATION_OVERHEAD_BYTES + len(uid) + len(blob) + len(facility)
-        self._items[uid] = (blob, facility, size)
-        self.nbytes += size
+        size = doc.get("size")
+        location = Location(blob, facility, size if isinstance(size, int) else None)
+        entry = LOCATION_OVERHEAD_BYTES + len(uid) + len(blob) + len(facility)
+        self._items[uid] = (location, entry)
+        self.nbytes += entry
         while self.nbytes > self.max_bytes:
-            _, (_, _, evicted) = self._items.popitem(last=False)
+            _, (_, evicted) = self._items.popitem(last=False)
             self.nbytes -= evicted
 
     def forget(self, sop_instance_uid: str) -> None:
         item = self._items.pop(sop_instance_uid, None)
         if item is not None:
-            self.nbytes -= item[2]
+            self.nbytes -= item[1]
 
 
 class Archive:
@@ -92,22 +108,38 @@ class Archive:
 
     async def instance_bytes(self, sop_instance_uid: str, facility: str | None = None) -> bytes:
         """The object exactly as received (Part 10 file); KeyError if unknown (or out of
-        `facility`)."""
+        `facility`) or if its file is not whole."""
         known = self.locations.get(sop_instance_uid)
         if known is not None:
-            blob, owner = known
-            if facility not in (None, owner):
+            if facility not in (None, known.facility):
                 raise KeyError(sop_instance_uid)
-            try:
-                return await self._blobs.get(blob)
-            except BlobNotFound:
-                self.locations.forget(sop_instance_uid)
-        doc = await self.instance(sop_instance_uid, facility)
-        try:
-            return await self._blobs.get(doc["blob"])
-        except BlobNotFound:
+            data = await self._whole(known.blob, known.size)
+            if data is not None:
+                return data
             self.locations.forget(sop_instance_uid)
-            raise KeyError(sop_instance_uid) from None
+        until = time.monotonic() + INCOMPLETE_WAIT_S
+        while True:
+            doc = await self.instance(sop_instance_uid, facility)
+            data = await self._whole(doc.get("blob"), doc.get("size"))
+            if data is not None:
+                return data
+            self.locations.forget(sop_instance_uid)
+            stored_at = doc.get("stored_at")
+            young = isinstance(stored_at, int | float) and time.time() - stored_at < IN_FLIGHT_S
+            if not young or time.monotonic() >= until:
+                log.warning("the stored file of %s is missing or incomplete", sop_instance_uid)
+                raise KeyError(sop_instance_uid)
+            await asyncio.sleep(INCOMPLETE_POLL_S)
+
+    async def _whole(self, blob: object, size: object) -> bytes | None:
+        """The blob's bytes if they are all there (its index records their count)."""
+        if not isinstance(blob, str):
+            return None
+        try:
+            data = await self._blobs.get(blob)
+        except BlobNotFound:
+            return None
+        return data if not isinstance(size, int) or len(data) == size else None
 
     async def series_instance_uids(
         self, series_instance_uid: str, facility: str | None = None
@@ -163,7 +195,10 @@ class Archive:
             _uid_query(study_instance_uid, series_instance_uid, sop_instance_uid), facility
         )
         instances = [
-            doc async for doc in self._store[INSTANCES].find(query, {"blob": 1, "facility": 1})
+            doc
+            async for doc in self._store[INSTANCES].find(
+                query, {"blob": 1, "facility": 1, "size": 1, "stored_at": 1}
+            )
         ]
         indexed = {doc["_id"] for doc in instances}
         docs = [doc async for doc in self._store[METADATA].find(query) if doc["_id"] in indexed]
@@ -178,9 +213,9 @@ class Archive:
 
     async def _rebuild_metadata(self, instance: Document) -> Document | None:
         try:
-            raw = await self._blobs.get(str(instance["blob"]))
+            raw = await self.instance_bytes(str(instance["_id"]), str(instance["facility"]))
             prepared = await asyncio.to_thread(prepare, raw, None)
-        except (BlobNotFound, Rejected) as exc:
+        except (KeyError, Rejected) as exc:
             log.warning("no metadata for %s: %s", instance["_id"], exc)
             return None
         doc = metadata_doc(prepared, str(instance["facility"]))

@@ -18,13 +18,14 @@ Collections and their document shapes (times are epoch floats):
   ``updated_at``, and ``performed_status`` once an MPPS names the study.
 - ``dicom_patients``: ``_id`` = ``<facility>|<PatientID>``; ``facility``, ``q``, ``attrs``.
 
-Writes are shaped for the embedded store: a batch of new instances is one ``insert_many`` before
-the senders hear success, and the parents are upserts by ``_id`` with ``$inc`` counters — one per
-distinct series and study in the batch, so concurrent associations share the cost (group
-commit). The ``dicom_metadata`` documents are derived from the stored files, so they are written
-after the senders were answered, gathered for up to ``COUNT_DELAY_S`` (one ``insert_many``),
-not on the success path; ``Archive.metadata`` rebuilds any that a crash left unwritten from the
-blob, so readers never depend on the gap.
+Writes are shaped for the embedded store: a batch of new instances is one ``insert_many``, sent
+while their files are still being flushed, and the senders hear success once both are durable.
+The parents are upserts by ``_id`` with ``$inc`` counters — one per distinct series and study
+in the batch, so concurrent associations share the cost (group commit). The ``dicom_metadata``
+documents are derived from the stored files, so they are written after the senders were
+answered, gathered for up to ``COUNT_DELAY_S`` (one ``insert_many``), not on the success path;
+``Archive.metadata`` rebuilds any that a crash left unwritten from the blob, so readers never
+depend on the gap.
 """
 
 from __future__ import annotations
@@ -221,7 +222,8 @@ def build_docs(prepared: Prepared, facility: str, key: str, now: float) -> Docs:
 class _Pending:
     prepared: Prepared
     facility: str
-    key: str | None
+    key: str
+    durable: asyncio.Task[None]
     future: asyncio.Future[bool]
 
 
@@ -233,6 +235,15 @@ class _Pending:
 COUNT_DELAY_S = 0.5
 METADATA_BATCH = 64
 MAX_METADATA_BACKLOG = 10_000
+
+# An index entry is written while its file is still being flushed. A re-sent object whose entry
+# names a missing or incomplete file is either being written right now (by another association
+# or gateway process: wait up to DUPLICATE_WAIT_S for it) or was left by a crash before its
+# sender heard success (replace the entry with the new copy). An entry older than IN_FLIGHT_S
+# cannot be in flight.
+DUPLICATE_WAIT_S = 5.0
+IN_FLIGHT_S = 60.0
+DUPLICATE_POLL_S = 0.05
 
 
 def _write_errors(exc: BulkWriteError) -> dict[int, dict[str, Any]]:
@@ -246,6 +257,12 @@ class IndexWriter:
     was already stored (False, a duplicate). A failure raises, and leaves no index entry. Each
     received copy gets its own blob key, so duplicates are detected by the unique ``_id`` on
     insert and their fresh blob is removed, never the stored one.
+
+    The blob is written from the moment ``submit`` is called and the index entry is inserted
+    meanwhile: the sender waits for the slower of the two instead of their sum. An entry can
+    therefore name a file that is not complete yet, for a few milliseconds or, after a crash,
+    for good; readers check the size (``Archive``) and a re-sent object repairs such an entry
+    (``_settle_duplicate``).
     """
 
     def __init__(
@@ -271,6 +288,7 @@ class IndexWriter:
         self._metadata_backlog: list[Document] = []
         self._settled = asyncio.Event()
         self._settled.set()
+        self._duplicates: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="dicom-index")
@@ -283,10 +301,14 @@ class IndexWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for task in list(self._duplicates):
+            task.cancel()
+        await asyncio.gather(*self._duplicates, return_exceptions=True)
+        shutting_down = RuntimeError("the archive is shutting down")
         while not self._queue.empty():
             pending = self._queue.get_nowait()
-            if not pending.future.done():
-                pending.future.set_exception(RuntimeError("the archive is shutting down"))
+            _fail(pending, shutting_down)
+            await self._drop_blob(pending)
         await self._flush_deferred()
         self._settled.set()
 
@@ -296,13 +318,18 @@ class IndexWriter:
         await self._settled.wait()
         await self._flush_deferred()
 
-    async def submit(self, prepared: Prepared, facility: str, key: str | None = None) -> bool:
-        """Index ``prepared``; ``key`` names a blob the caller already wrote durably."""
+    async def submit(self, prepared: Prepared, facility: str) -> bool:
+        """Store and index ``prepared``; True when new, False when it was already stored."""
         if self._task is None:
             raise RuntimeError("the archive index writer is not running")
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(prepared, facility, key, future))
-        return await future
+        loop = asyncio.get_running_loop()
+        key = blob_key(prepared.sop_instance_uid)
+        durable = loop.create_task(self.blobs.put_new(key, prepared.raw))
+        future: asyncio.Future[bool] = loop.create_future()
+        self._queue.put_nowait(_Pending(prepared, facility, key, durable, future))
+        # Shielded: a sender that gives up (an aborted association) must not cancel the
+        # outcome the writer still has to settle for the blob and the index entry.
+        return await asyncio.shield(future)
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -325,14 +352,12 @@ class IndexWriter:
                 await self._write(batch)
             except asyncio.CancelledError:
                 for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(RuntimeError("the archive is shutting down"))
+                    _fail(pending, RuntimeError("the archive is shutting down"))
                 raise
             except Exception as exc:
                 log.exception("index batch failed")
                 for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+                    _fail(pending, exc)
             if (
                 time.monotonic() - self._counted_at >= self._count_delay
                 or len(self._metadata_backlog) >= METADATA_BATCH
@@ -347,45 +372,128 @@ class IndexWriter:
         now = self._clock()
         fresh: dict[str, tuple[_Pending, Docs]] = {}
         for pending in batch:
-            uid = pending.prepared.sop_instance_uid
-            if uid in fresh:
-                await self._discard(pending)
-                pending.future.set_result(False)
-                continue
-            key = pending.key or blob_key(uid)
-            fresh[uid] = (pending, build_docs(pending.prepared, pending.facility, key, now))
-        written = await self._put_blobs(fresh)
-        if not written:
-            return
-        docs = [fresh[uid][1] for uid in written]
+            docs = build_docs(pending.prepared, pending.facility, pending.key, now)
+            if pending.prepared.sop_instance_uid in fresh:
+                self._start_settling(pending, docs, now)
+            else:
+                fresh[pending.prepared.sop_instance_uid] = (pending, docs)
+        entries = list(fresh.values())
         try:
-            await self._store[INSTANCES].insert_many([d.instance for d in docs], ordered=False)
+            await self._store[INSTANCES].insert_many(
+                [docs.instance for _pending, docs in entries], ordered=False
+            )
             instance_errors: dict[int, dict[str, Any]] = {}
         except BulkWriteError as exc:
             instance_errors = _write_errors(exc)
             if not instance_errors:
-                await self._undo(written, fresh, exc)
+                await self._undo(entries, exc)
                 return
         except Exception as exc:
-            await self._undo(written, fresh, exc)
+            await self._undo(entries, exc)
             return
-        inserted: list[Docs] = []
-        for index, doc in enumerate(docs):
-            pending = fresh[doc.instance["_id"]][0]
+        inserted: list[tuple[_Pending, Docs]] = []
+        for index, (pending, docs) in enumerate(entries):
             instance_error = instance_errors.get(index)
-            if instance_error is not None:
-                with contextlib.suppress(Exception):
-                    await self.blobs.delete(doc.instance["blob"])
-                if instance_error.get("code") == 11000:
+            if instance_error is None:
+                inserted.append((pending, docs))
+            elif instance_error.get("code") == 11000:
+                self._start_settling(pending, docs, now)
+            else:
+                _fail(pending, RuntimeError(str(instance_error.get("errmsg"))))
+                await self._drop_blob(pending)
+        if inserted:
+            # wait, not gather: a cancelled writer must not cancel the file writes themselves
+            await asyncio.wait([pending.durable for pending, _docs in inserted])
+        written: list[tuple[_Pending, Docs]] = []
+        unwritten: list[tuple[_Pending, BaseException]] = []
+        for pending, docs in inserted:
+            failure = _failure(pending.durable)
+            if failure is None:
+                written.append((pending, docs))
+            else:
+                unwritten.append((pending, failure))
+        if unwritten:
+            await self._unindex([pending.key for pending, _failure_ in unwritten])
+            for pending, failure in unwritten:
+                _fail(pending, failure)
+        await self._stored(written, now)
+
+    async def _stored(self, items: list[tuple[_Pending, Docs]], now: float) -> None:
+        """Both the file and the index entry are durable: count the objects and answer."""
+        docs = [docs for _pending, docs in items]
+        await self._index_parents(docs, now)
+        self._metadata_backlog.extend(doc.metadata for doc in docs)
+        for pending, _docs in items:
+            if not pending.future.done():
+                pending.future.set_result(True)
+
+    def _start_settling(self, pending: _Pending, docs: Docs, now: float) -> None:
+        task = asyncio.get_running_loop().create_task(self._settle_duplicate(pending, docs, now))
+        self._duplicates.add(task)
+        task.add_done_callback(self._duplicates.discard)
+
+    async def _settle_duplicate(self, pending: _Pending, docs: Docs, now: float) -> None:
+        """An index entry for this SOP Instance UID exists: a duplicate, unless its file is
+        missing or incomplete (see ``DUPLICATE_WAIT_S``). Runs beside the writer, so a wait
+        here holds up nobody else."""
+        try:
+            await pending.durable
+            await self._settle(pending, docs, now)
+        except asyncio.CancelledError:
+            _fail(pending, RuntimeError("the archive is shutting down"))
+            await asyncio.shield(self._drop_blob(pending))
+            raise
+        except Exception as exc:
+            log.exception("settling a re-sent %s failed", docs.instance["_id"])
+            _fail(pending, exc)
+            await self._drop_blob(pending)
+
+    async def _settle(self, pending: _Pending, docs: Docs, now: float) -> None:
+        instances = self._store[INSTANCES]
+        uid = docs.instance["_id"]
+        waited_until = time.monotonic() + DUPLICATE_WAIT_S
+        for _attempt in range(int(DUPLICATE_WAIT_S / DUPLICATE_POLL_S) + 10):
+            existing = await instances.find_one(
+                {"_id": uid}, {"blob": 1, "size": 1, "stored_at": 1}
+            )
+            if existing is None:
+                try:
+                    await instances.insert_one(dict(docs.instance))
+                except DuplicateKeyError:
+                    continue
+                await self._stored([(pending, docs)], now)
+                return
+            if await self._intact(existing):
+                await self._drop_blob(pending)
+                if not pending.future.done():
                     pending.future.set_result(False)
-                else:
-                    pending.future.set_exception(RuntimeError(str(instance_error.get("errmsg"))))
+                return
+            stored_at = existing.get("stored_at")
+            young = isinstance(stored_at, int | float) and self._clock() - stored_at < IN_FLIGHT_S
+            if young and time.monotonic() < waited_until:
+                await asyncio.sleep(DUPLICATE_POLL_S)
                 continue
-            inserted.append(doc)
-        await self._index_parents(inserted, now)
-        self._metadata_backlog.extend(doc.metadata for doc in inserted)
-        for doc in inserted:
-            fresh[doc.instance["_id"]][0].future.set_result(True)
+            replaced = await instances.update_one(
+                {"_id": uid, "blob": existing.get("blob")},
+                {"$set": {k: v for k, v in docs.instance.items() if k != "_id"}},
+            )
+            if replaced.matched_count:
+                log.warning("%s was indexed without its whole file; the new copy replaces it", uid)
+                if isinstance(existing.get("blob"), str):
+                    with contextlib.suppress(Exception):
+                        await self.blobs.delete(existing["blob"])
+                await self._stored([(pending, docs)], now)
+                return
+        raise RuntimeError(f"the index entry of {uid} keeps changing; try again")
+
+    async def _intact(self, instance: Document) -> bool:
+        blob, size = instance.get("blob"), instance.get("size")
+        if not isinstance(blob, str) or not isinstance(size, int):
+            return False
+        try:
+            return await self.blobs.size(blob) == size
+        except ValueError:
+            return False
 
     async def _flush_metadata(self) -> None:
         """Write the metadata of answered objects; the writer and ``settled`` may both call this.
@@ -476,46 +584,29 @@ class IndexWriter:
                     again[0] += count
                     again[1] += size
 
-    async def _discard(self, pending: _Pending) -> None:
-        if pending.key is not None:
-            with contextlib.suppress(Exception):
-                await self.blobs.delete(pending.key)
+    async def _drop_blob(self, pending: _Pending) -> None:
+        """Remove the copy written for an object that is not kept (once it is written)."""
+        await asyncio.wait([pending.durable])
+        if _failure(pending.durable) is not None:
+            return
+        with contextlib.suppress(Exception):
+            await self.blobs.delete(pending.key)
 
-    async def _put_blobs(self, fresh: dict[str, tuple[_Pending, Docs]]) -> list[str]:
-        uids = [uid for uid in fresh if fresh[uid][0].key is None]
-        results = await asyncio.gather(
-            *(
-                self.blobs.put_new(fresh[uid][1].instance["blob"], fresh[uid][0].prepared.raw)
-                for uid in uids
-            ),
-            return_exceptions=True,
-        )
-        failed = set()
-        for uid, result in zip(uids, results, strict=True):
-            if isinstance(result, BaseException):
-                fresh[uid][0].future.set_exception(result)
-                failed.add(uid)
-        return [uid for uid in fresh if uid not in failed]
-
-    async def _undo(
-        self,
-        written: list[str],
-        fresh: dict[str, tuple[_Pending, Docs]],
-        exc: BaseException,
-    ) -> None:
-        """Leave nothing half-written: what this batch inserted, and its blobs, are removed.
-
-        Instances are matched by their fresh blob key, so a stored duplicate is never touched.
-        """
-        keys = [fresh[uid][1].instance["blob"] for uid in written]
-        with contextlib.suppress(PyMongoError):
+    async def _unindex(self, keys: list[str]) -> None:
+        """Remove this batch's entries, matched by their fresh blob keys so a stored copy is
+        never touched. Should the store refuse, an entry names a missing file: readers skip
+        it and a re-send repairs it (``_settle_duplicate``)."""
+        try:
             await self._store[INSTANCES].delete_many({"blob": {"$in": keys}})
-        for uid in written:
-            pending, docs = fresh[uid]
-            with contextlib.suppress(Exception):
-                await self.blobs.delete(docs.instance["blob"])
-            if not pending.future.done():
-                pending.future.set_exception(exc)
+        except PyMongoError:
+            log.exception("could not remove the index entries of %d unwritten objects", len(keys))
+
+    async def _undo(self, entries: list[tuple[_Pending, Docs]], exc: BaseException) -> None:
+        """Leave nothing half-written: what this batch inserted, and its blobs, are removed."""
+        await self._unindex([pending.key for pending, _docs in entries])
+        for pending, _docs in entries:
+            _fail(pending, exc)
+            await self._drop_blob(pending)
 
     async def _update_parents(self, docs: list[Docs], now: float) -> None:
         by_series: dict[str, list[Docs]] = {}
@@ -570,6 +661,18 @@ class IndexWriter:
                     {"_id": patient_key(last.patient["facility"], str(patient_id))},
                     {"$set": {**last.patient, "updated_at": now}, "$inc": {"studies": 1}},
                 )
+
+
+def _failure(task: asyncio.Task[None]) -> BaseException | None:
+    """Why a finished blob write failed (None if it succeeded); a failed write left no file."""
+    if task.cancelled():
+        return RuntimeError("the object's file was not written")
+    return task.exception()
+
+
+def _fail(pending: _Pending, exc: BaseException) -> None:
+    if not pending.future.done():
+        pending.future.set_exception(exc)
 
 
 async def _upsert(

@@ -234,10 +234,10 @@ class Ingest:
     def blobs(self) -> BlobStore:
         return self._writer.blobs
 
-    async def commit(self, upload: Upload, prepared: Prepared, key: str | None = None) -> Result:
-        """Index a vetted object; ``key`` names its blob if the caller already wrote it."""
+    async def commit(self, upload: Upload, prepared: Prepared) -> Result:
+        """Store and index a vetted object."""
         try:
-            new = await self._writer.submit(prepared, upload.facility, key)
+            new = await self._writer.submit(prepared, upload.facility)
         except Exception as exc:
             log.exception("storing %s failed", prepared.sop_instance_uid)
             return await self.reject(

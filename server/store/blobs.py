@@ -2,8 +2,8 @@
 
 Writes are atomic (temp file, fsync, rename) so a crash or an aborted transfer never leaves a
 half-written object under a real key. ``put_new`` is the cheaper write for a key that has never
-been used and that nobody reads until its writer says so (the DICOM archive names each received
-copy uniquely and indexes it only after ``put_new`` returned): the file is created under its key,
+been used and that nobody trusts until its writer says so (the DICOM archive names each received
+copy uniquely; its readers check the size its index records): the file is created under its key,
 ``fdatasync``-ed and its directory fsync-ed, as durable as ``put`` without the temp file and
 rename. Orthanc, the benchmark's baseline, writes its files the same way but skips the directory
 fsync.
@@ -41,6 +41,10 @@ class BlobStore(Protocol):
     async def delete(self, key: str) -> None: ...
 
     async def exists(self, key: str) -> bool: ...
+
+    async def size(self, key: str) -> int | None:
+        """Bytes stored under ``key`` so far (None if nothing is), without reading them."""
+        ...
 
 
 def check_key(key: str) -> str:
@@ -138,6 +142,12 @@ class LocalBlobStore:
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self.path(key).exists)
 
+    async def size(self, key: str) -> int | None:
+        try:
+            return (await asyncio.to_thread(self.path(key).stat)).st_size
+        except FileNotFoundError:
+            return None
+
 
 class GridFSBlobStore:
     """Blobs in the shared database, for several server nodes without a shared disk.
@@ -179,3 +189,8 @@ class GridFSBlobStore:
     async def exists(self, key: str) -> bool:
         check_key(key)
         return await self._files.find_one({"filename": key}, {"_id": 1}) is not None
+
+    async def size(self, key: str) -> int | None:
+        check_key(key)
+        doc = await self._files.find_one({"filename": key}, {"length": 1}, sort=[("_id", -1)])
+        return int(doc["length"]) if doc is not None else None

@@ -78,8 +78,9 @@ async def test_the_archive_remembers_where_instances_are(
     with pytest.raises(KeyError):
         await fresh.instance_bytes(uids[0], facility="elsewhere")
     assert await fresh.instance_bytes(uids[0], facility="main") == expected[uids[0]]
-    blob, _ = fresh.locations.get(uids[1]) or ("", "")
-    await app[BLOBS].delete(blob)
+    known = fresh.locations.get(uids[1])
+    assert known is not None
+    await app[BLOBS].delete(known.blob)
     with pytest.raises(KeyError):
         await fresh.instance_bytes(uids[1])
     assert fresh.locations.get(uids[1]) is None
@@ -92,7 +93,7 @@ def test_remembered_locations_are_bounded_in_bytes() -> None:
         locations.remember({"_id": f"1.2.{i:03d}", "blob": f"b{i:09d}", "facility": "main"})
     assert locations.nbytes <= locations.max_bytes
     assert len(locations) == 3
-    assert locations.get("1.2.009") == ("b000000009", "main")
+    assert locations.get("1.2.009") == ("b000000009", "main", None)
     assert locations.get("1.2.000") is None
     locations.remember({"_id": "1.2.x", "blob": None, "facility": "main"})
     assert locations.get("1.2.x") is None
