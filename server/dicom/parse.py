@@ -81,9 +81,32 @@ class Prepared:
         return values[0] if values else None
 
 
-def _uid(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
-    text = str(value).strip() if value is not None else ""
+# The header's values are read from its DICOM JSON (built once, mostly straight from the raw
+# bytes, see ``jsonmodel``) instead of through pydicom's Dataset, which would convert each of
+# them into a DataElement a second time.
+_TAGS = {
+    "SOPClassUID": "00080016",
+    "SOPInstanceUID": "00080018",
+    "StudyInstanceUID": "0020000D",
+    "SeriesInstanceUID": "0020000E",
+    "InstanceNumber": "00200013",
+    "SamplesPerPixel": "00280002",
+    "PhotometricInterpretation": "00280004",
+    "NumberOfFrames": "00280008",
+    "Rows": "00280010",
+    "Columns": "00280011",
+    "BitsAllocated": "00280100",
+}
+
+
+def _values(body: dict[str, Any], keyword: str) -> list[Any]:
+    element = body.get(_TAGS[keyword])
+    values = element.get("Value") if isinstance(element, dict) else None
+    return values if isinstance(values, list) else []
+
+
+def _uid(body: dict[str, Any], keyword: str) -> str:
+    text = "\\".join(str(v) for v in _values(body, keyword)).strip()
     if not text:
         raise Rejected(Failure.DOES_NOT_MATCH_SOP_CLASS, f"missing required {keyword}")
     if len(text) > 64 or not UID_PATTERN.match(text):
@@ -91,30 +114,31 @@ def _uid(ds: Dataset, keyword: str) -> str:
     return text
 
 
-def _int(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
+def _int(body: dict[str, Any], keyword: str, default: int | None = None) -> int | None:
+    values = _values(body, keyword)
+    if not values or values == [""]:
+        return default
     try:
-        value = ds.get(keyword)
-        if value is None or value == "":
-            return default
-        return int(value)
+        if len(values) != 1 or isinstance(values[0], dict | bool):
+            raise ValueError(keyword)
+        return int(values[0])
     except (TypeError, ValueError):
         raise Rejected(Failure.DOES_NOT_MATCH_SOP_CLASS, f"{keyword} is not a number") from None
 
 
-def _check_pixels(ds: Dataset, transfer_syntax: str, raw_length: int) -> int:
+def _check_pixels(body: dict[str, Any], element: Any, transfer_syntax: str, raw_length: int) -> int:
     """Return the number of frames, refusing declared sizes that cannot be true or are absurd."""
-    element = ds._dict.get(BaseTag(PIXEL_DATA))
     if element is None:
         return 0
-    rows = _int(ds, "Rows")
-    columns = _int(ds, "Columns")
-    bits = _int(ds, "BitsAllocated")
+    rows = _int(body, "Rows")
+    columns = _int(body, "Columns")
+    bits = _int(body, "BitsAllocated")
     if rows is None or columns is None or bits is None:
         raise Rejected(
             Failure.DOES_NOT_MATCH_SOP_CLASS, "pixel data without Rows, Columns or BitsAllocated"
         )
-    samples = _int(ds, "SamplesPerPixel", 1) or 1
-    frames = _int(ds, "NumberOfFrames", 1) or 1
+    samples = _int(body, "SamplesPerPixel", 1) or 1
+    frames = _int(body, "NumberOfFrames", 1) or 1
     if not (0 < rows <= 65535 and 0 < columns <= 65535):
         raise Rejected(Failure.DOES_NOT_MATCH_SOP_CLASS, f"invalid dimensions {rows}x{columns}")
     if bits not in (1, 8, 16, 32, 64) or samples not in (1, 3, 4):
@@ -134,7 +158,8 @@ def _check_pixels(ds: Dataset, transfer_syntax: str, raw_length: int) -> int:
     length = getattr(element, "length", None)
     if transfer_syntax in _UNCOMPRESSED:
         expected = (decoded_bits + 7) // 8
-        if str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
+        photometric = _values(body, "PhotometricInterpretation")
+        if photometric and str(photometric[0]).strip() == "YBR_FULL_422":
             expected = expected * 2 // 3
         if length == UNDEFINED_LENGTH or length is None or length not in (expected, expected + 1):
             raise Rejected(
@@ -157,14 +182,16 @@ def _check_pixels(ds: Dataset, transfer_syntax: str, raw_length: int) -> int:
     return frames
 
 
-def to_json(ds: Dataset, has_pixels: bool) -> dict[str, Any]:
-    """The DICOM JSON model of the header; bulk values are referenced, not inlined."""
-    if PIXEL_DATA in ds._dict:
+def to_json(ds: Dataset) -> tuple[dict[str, Any], Any]:
+    """The DICOM JSON model of the header, with the bulk pixel data referenced rather than
+    inlined, and the pixel data element itself (None when there is none)."""
+    pixels = ds._dict.get(BaseTag(PIXEL_DATA))
+    if pixels is not None:
         del ds[PIXEL_DATA]
     body = dataset_json(ds)
-    if has_pixels:
+    if pixels is not None:
         body["7FE00010"] = {"vr": "OW", "BulkDataURI": ""}
-    return body
+    return body, pixels
 
 
 def prepare(raw: bytes, expected_sop_class: str | None = None) -> Prepared:
@@ -195,10 +222,11 @@ def _prepare(raw: bytes, expected_sop_class: str | None) -> Prepared:
             raise Rejected(
                 Failure.CANNOT_UNDERSTAND, f"unknown transfer syntax {transfer_syntax[:70]!r}"
             )
-        sop_class = _uid(ds, "SOPClassUID")
-        sop_instance = _uid(ds, "SOPInstanceUID")
-        study = _uid(ds, "StudyInstanceUID")
-        series = _uid(ds, "SeriesInstanceUID")
+        body, pixels = to_json(ds)
+        sop_class = _uid(body, "SOPClassUID")
+        sop_instance = _uid(body, "SOPInstanceUID")
+        study = _uid(body, "StudyInstanceUID")
+        series = _uid(body, "SeriesInstanceUID")
         if expected_sop_class is not None and expected_sop_class != sop_class:
             raise Rejected(
                 Failure.DOES_NOT_MATCH_SOP_CLASS,
@@ -210,9 +238,8 @@ def _prepare(raw: bytes, expected_sop_class: str | None) -> Prepared:
                 Failure.DOES_NOT_MATCH_SOP_CLASS,
                 "MediaStorageSOPInstanceUID differs from SOPInstanceUID",
             )
-        frames = _check_pixels(ds, transfer_syntax, len(raw))
-        instance_number = _int(ds, "InstanceNumber")
-        body = to_json(ds, has_pixels=frames > 0)
+        frames = _check_pixels(body, pixels, transfer_syntax, len(raw))
+        instance_number = _int(body, "InstanceNumber")
     except Rejected:
         raise
     except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError) as exc:

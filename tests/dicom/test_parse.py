@@ -130,3 +130,25 @@ def test_json_keeps_header_and_references_pixels() -> None:
     assert prepared.json["00100010"]["Value"] == [{"Alphabetic": "Roe^Richard"}]
     assert prepared.value("00080060") == "CT"
     assert "InlineBinary" not in prepared.json["7FE00010"]
+
+
+def test_a_uid_with_several_values_is_refused() -> None:
+    ds = ct_series(1).datasets[0]
+    ds.SOPInstanceUID = ["1.2.3", "1.2.4"]
+    rejected = _reject(to_bytes(ds))
+    assert rejected.failure is Failure.DOES_NOT_MATCH_SOP_CLASS
+    assert "SOPInstanceUID" in rejected.reason
+
+
+def test_a_frame_count_that_is_not_one_number_is_refused() -> None:
+    ds = ct_series(1, rows=16, columns=16).datasets[0]
+    ds.NumberOfFrames = ["2", "3"]
+    several = _reject(to_bytes(ds))
+    ds.NumberOfFrames = "97"
+    element = b"\x28\x00\x08\x00IS\x02\x0097"
+    raw = to_bytes(ds)
+    assert raw.count(element) == 1
+    letters = _reject(raw.replace(element, element[:-2] + b"9x"))
+    for rejected in (several, letters):
+        assert rejected.failure is Failure.DOES_NOT_MATCH_SOP_CLASS
+        assert "NumberOfFrames" in rejected.reason
