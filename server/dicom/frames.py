@@ -34,7 +34,8 @@ class Message:
     kind: Kind
     command: dict[int, bytes] = field(default_factory=dict)
     context_id: int = 0
-    data: bytes | None = None
+    # The data set as its fragments: the receiver joins them once, behind its own prefix.
+    data: list[bytes] | None = None
     reason: str = ""
 
 
@@ -201,7 +202,7 @@ class Frames(asyncio.BufferedProtocol):
         if control & 0x02:
             parts, self._parts, self._received = self._parts, [], 0
             request, self._request = self._request, None
-            self._deliver(Message("command", request, context_id, b"".join(parts)))
+            self._deliver(Message("command", request, context_id, parts))
 
     def _deliver(self, message: Message) -> None:
         self._messages.put_nowait(message)

@@ -316,7 +316,9 @@ class _Link:
                 if loop.time() - self._frames.idle_since > NETWORK_TIMEOUT_S:
                     raise
 
-    async def _answer(self, request: dict[int, bytes], context_id: int, data: bytes | None) -> bool:
+    async def _answer(
+        self, request: dict[int, bytes], context_id: int, data: list[bytes] | None
+    ) -> bool:
         """Answer one command; False for a command a storage association must not send."""
         field = command_int(request, COMMAND_FIELD)
         message_id = command_int(request, MESSAGE_ID) or 0
@@ -339,14 +341,14 @@ class _Link:
         self._frames.write(command_pdu(context_id, reply))
         return True
 
-    async def _store(self, context_id: int, sop_class: str, sop_uid: str, data: bytes) -> int:
+    async def _store(self, context_id: int, sop_class: str, sop_uid: str, data: list[bytes]) -> int:
         ingest = self._lean._ingest
         try:
             if self._upload is None:
                 upload = Upload(self._facility, "dimse", self._calling_ae, self._host)
                 self._upload = await ingest.open(upload)
             syntax = str(self._contexts[context_id].transfer_syntax[0])
-            raw = b"".join([PREAMBLE, file_meta(sop_class, sop_uid, syntax), data])
+            raw = b"".join([PREAMBLE, file_meta(sop_class, sop_uid, syntax), *data])
         except Exception:
             log.exception("receiving a C-STORE data set failed")
             return Failure.OUT_OF_RESOURCES.value
