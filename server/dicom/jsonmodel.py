@@ -94,8 +94,11 @@ def _element(raw: RawDataElement, vr: str, encoding: str) -> dict[str, Any]:
     raise _Fallback
 
 
-def dataset_json(ds: Dataset) -> dict[str, Any]:
-    """The DICOM JSON model of ``ds``: large bulk values carry no value (see ``parse``)."""
+def dataset_json(ds: Dataset, failures: dict[str, Exception] | None = None) -> dict[str, Any]:
+    """The DICOM JSON model of ``ds``: large bulk values carry no value (see ``parse``).
+
+    An element pydicom cannot convert either raises or, given ``failures``, is left out of the
+    result and recorded there under its key."""
     encoding = _charset(ds)
     body: dict[str, Any] = {}
     for tag, raw in ds._dict.items():
@@ -113,7 +116,13 @@ def dataset_json(ds: Dataset) -> dict[str, Any]:
                 raise _Fallback
             body[key] = _element(raw, str(vr), encoding)
         except _Fallback:
-            element = ds[tag].to_json_dict(lambda _e: "", 1024)
+            try:
+                element = ds[tag].to_json_dict(lambda _e: "", 1024)
+            except Exception as exc:
+                if failures is None:
+                    raise
+                failures[key] = exc
+                continue
             element.pop("BulkDataURI", None)
             body[key] = element
     return body

@@ -182,16 +182,32 @@ def _check_pixels(body: dict[str, Any], element: Any, transfer_syntax: str, raw_
     return frames
 
 
-def to_json(ds: Dataset) -> tuple[dict[str, Any], Any]:
+def to_json(ds: Dataset, failures: dict[str, Exception]) -> tuple[dict[str, Any], Any]:
     """The DICOM JSON model of the header, with the bulk pixel data referenced rather than
-    inlined, and the pixel data element itself (None when there is none)."""
+    inlined, and the pixel data element itself (None when there is none). Elements that cannot
+    be converted are recorded in ``failures`` (see ``_vetted``)."""
     pixels = ds._dict.get(BaseTag(PIXEL_DATA))
     if pixels is not None:
         del ds[PIXEL_DATA]
-    body = dataset_json(ds)
+    body = dataset_json(ds, failures)
     if pixels is not None:
         body["7FE00010"] = {"vr": "OW", "BulkDataURI": ""}
     return body, pixels
+
+
+def _vetted(ds: Dataset, body: dict[str, Any], failures: dict[str, Exception]) -> dict[str, Any]:
+    """What the checks read: the JSON, plus the raw text of any element it could not hold, so
+    a bad UID or number is refused with its own reason rather than as unreadable."""
+    if not failures:
+        return body
+    raw_texts = {}
+    for key in failures:
+        value = getattr(ds._dict.get(BaseTag(int(key, 16))), "value", None)
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        if isinstance(value, str):
+            raw_texts[key] = {"Value": value.strip(" \0").split("\\")}
+    return {**body, **raw_texts}
 
 
 def prepare(raw: bytes, expected_sop_class: str | None = None) -> Prepared:
@@ -222,11 +238,13 @@ def _prepare(raw: bytes, expected_sop_class: str | None) -> Prepared:
             raise Rejected(
                 Failure.CANNOT_UNDERSTAND, f"unknown transfer syntax {transfer_syntax[:70]!r}"
             )
-        body, pixels = to_json(ds)
-        sop_class = _uid(body, "SOPClassUID")
-        sop_instance = _uid(body, "SOPInstanceUID")
-        study = _uid(body, "StudyInstanceUID")
-        series = _uid(body, "SeriesInstanceUID")
+        failures: dict[str, Exception] = {}
+        body, pixels = to_json(ds, failures)
+        vetted = _vetted(ds, body, failures)
+        sop_class = _uid(vetted, "SOPClassUID")
+        sop_instance = _uid(vetted, "SOPInstanceUID")
+        study = _uid(vetted, "StudyInstanceUID")
+        series = _uid(vetted, "SeriesInstanceUID")
         if expected_sop_class is not None and expected_sop_class != sop_class:
             raise Rejected(
                 Failure.DOES_NOT_MATCH_SOP_CLASS,
@@ -238,8 +256,10 @@ def _prepare(raw: bytes, expected_sop_class: str | None) -> Prepared:
                 Failure.DOES_NOT_MATCH_SOP_CLASS,
                 "MediaStorageSOPInstanceUID differs from SOPInstanceUID",
             )
-        frames = _check_pixels(body, pixels, transfer_syntax, len(raw))
-        instance_number = _int(body, "InstanceNumber")
+        frames = _check_pixels(vetted, pixels, transfer_syntax, len(raw))
+        instance_number = _int(vetted, "InstanceNumber")
+        for failure in failures.values():
+            raise failure
     except Rejected:
         raise
     except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError) as exc:
