@@ -17,7 +17,7 @@ from typing import NamedTuple
 from aiohttp import web
 from pymongo.errors import DuplicateKeyError
 
-from server.dicom.index import IN_FLIGHT_S, INSTANCES, METADATA, SERIES, STUDIES, metadata_doc
+from server.dicom.index import INSTANCES, METADATA, SERIES, STUDIES, in_flight, metadata_doc
 from server.dicom.parse import Rejected, prepare
 from server.store.blobs import BlobNotFound, BlobStore
 from server.store.database import Document, Store
@@ -124,9 +124,7 @@ class Archive:
             if data is not None:
                 return data
             self.locations.forget(sop_instance_uid)
-            stored_at = doc.get("stored_at")
-            young = isinstance(stored_at, int | float) and time.time() - stored_at < IN_FLIGHT_S
-            if not young or time.monotonic() >= until:
+            if not in_flight(doc, time.time()) or time.monotonic() >= until:
                 log.warning("the stored file of %s is missing or incomplete", sop_instance_uid)
                 raise KeyError(sop_instance_uid)
             await asyncio.sleep(INCOMPLETE_POLL_S)
@@ -194,12 +192,7 @@ class Archive:
         query = _scope(
             _uid_query(study_instance_uid, series_instance_uid, sop_instance_uid), facility
         )
-        instances = [
-            doc
-            async for doc in self._store[INSTANCES].find(
-                query, {"blob": 1, "facility": 1, "size": 1, "stored_at": 1}
-            )
-        ]
+        instances = [doc async for doc in self._store[INSTANCES].find(query, {"facility": 1})]
         indexed = {doc["_id"] for doc in instances}
         docs = [doc async for doc in self._store[METADATA].find(query) if doc["_id"] in indexed]
         found = {doc["_id"] for doc in docs}

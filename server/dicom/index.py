@@ -246,6 +246,12 @@ IN_FLIGHT_S = 60.0
 DUPLICATE_POLL_S = 0.05
 
 
+def in_flight(instance: Document, now: float) -> bool:
+    """Whether an entry is young enough that its file may still be being written."""
+    stored_at = instance.get("stored_at")
+    return isinstance(stored_at, int | float) and now - stored_at < IN_FLIGHT_S
+
+
 def _write_errors(exc: BulkWriteError) -> dict[int, dict[str, Any]]:
     return {int(e["index"]): e for e in exc.details.get("writeErrors", [])}
 
@@ -424,8 +430,7 @@ class IndexWriter:
         await self._index_parents(docs, now)
         self._metadata_backlog.extend(doc.metadata for doc in docs)
         for pending, _docs in items:
-            if not pending.future.done():
-                pending.future.set_result(True)
+            _resolve(pending, True)
 
     def _start_settling(self, pending: _Pending, docs: Docs, now: float) -> None:
         task = asyncio.get_running_loop().create_task(self._settle_duplicate(pending, docs, now))
@@ -465,12 +470,9 @@ class IndexWriter:
                 return
             if await self._intact(existing):
                 await self._drop_blob(pending)
-                if not pending.future.done():
-                    pending.future.set_result(False)
+                _resolve(pending, False)
                 return
-            stored_at = existing.get("stored_at")
-            young = isinstance(stored_at, int | float) and self._clock() - stored_at < IN_FLIGHT_S
-            if young and time.monotonic() < waited_until:
+            if in_flight(existing, self._clock()) and time.monotonic() < waited_until:
                 await asyncio.sleep(DUPLICATE_POLL_S)
                 continue
             replaced = await instances.update_one(
@@ -668,6 +670,11 @@ def _failure(task: asyncio.Task[None]) -> BaseException | None:
     if task.cancelled():
         return RuntimeError("the object's file was not written")
     return task.exception()
+
+
+def _resolve(pending: _Pending, new: bool) -> None:
+    if not pending.future.done():
+        pending.future.set_result(new)
 
 
 def _fail(pending: _Pending, exc: BaseException) -> None:

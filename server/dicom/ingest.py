@@ -33,7 +33,6 @@ from typing import Any, Literal
 from server.dicom.index import IndexWriter
 from server.dicom.parse import Failure, Prepared, Rejected, prepare
 from server.hub import DomainEvent, EventHub
-from server.store.blobs import BlobStore
 from server.store.database import IndexSpec, Store
 
 log = logging.getLogger(__name__)
@@ -229,10 +228,6 @@ class Ingest:
     async def settled(self) -> None:
         """Wait until acknowledged objects are fully counted (see ``IndexWriter.settled``)."""
         await self._writer.settled()
-
-    @property
-    def blobs(self) -> BlobStore:
-        return self._writer.blobs
 
     async def commit(self, upload: Upload, prepared: Prepared) -> Result:
         """Store and index a vetted object."""

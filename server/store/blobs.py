@@ -1,12 +1,12 @@
 """Where DICOM files live: the local disk for one node, GridFS when several nodes share them.
 
-Writes are atomic (temp file, fsync, rename) so a crash or an aborted transfer never leaves a
-half-written object under a real key. ``put_new`` is the cheaper write for a key that has never
-been used and that nobody trusts until its writer says so (the DICOM archive names each received
-copy uniquely; its readers check the size its index records): the file is created under its key,
-``fdatasync``-ed and its directory fsync-ed, as durable as ``put`` without the temp file and
-rename. Orthanc, the benchmark's baseline, writes its files the same way but skips the directory
-fsync.
+``put`` is atomic (temp file, fsync, rename): a crash or an aborted transfer never leaves a
+half-written object under its key. ``put_new`` is the cheaper write for a key that has never been
+used: the file is created under its key, ``fdatasync``-ed and its directory fsync-ed, as durable
+as ``put`` once it returns, without the temp file and rename. A crash while it runs can leave
+that file incomplete, so it suits only callers that record the size elsewhere and check it on
+reading (the DICOM archive names each received copy uniquely and its index records the size).
+Orthanc, the benchmark's baseline, writes its files the same way but skips the directory fsync.
 """
 
 from __future__ import annotations
