@@ -6,7 +6,10 @@ prints images/s and the ratios. Orthanc runs only when Debian's ``orthanc`` is i
 storescu get ``TCP_NODELAY=1`` (dcmtk otherwise leaves Nagle on and stalls ~50 ms per image);
 the bare SCP announces an unlimited PDU like Noctis does, so storescu sends 128 KiB PDUs to both.
 Each line shows the load average then; on a shared machine ``--repeat N`` keeps each target's
-best of N sends (the same for all targets).
+best of N sends (the same for all targets). Each line also shows the CPU time the send cost per
+image, read from ``/proc``: the target's processes (for Noctis: server, store, gateway workers)
+and storescu's. On 4 associations both machines' cores are busy, so that sum bounds the rate:
+2 cores / (CPU per image).
 Then it loads small studies into Noctis and Orthanc and prints the QIDO latency of a wildcard
 study search and of listing the instances of the big series.
 
@@ -110,6 +113,7 @@ class Target:
     port: int
     http: str | None = None
     token: str | None = None
+    pid: int | None = None
 
     def get(self, path: str) -> bytes:
         request = urllib.request.Request(f"{self.http}{path}")  # noqa: S310 - loopback only
@@ -120,10 +124,86 @@ class Target:
             return body
 
 
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def process_table() -> dict[int, tuple[int, float, str]]:
+    """Every process: parent pid, CPU seconds used so far (user + system), command line."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+        table[int(entry.name)] = (int(fields[1]), cpu, command)
+    return table
+
+
+def role(command: str) -> str:
+    if "server.dicom.worker" in command:
+        return "workers"
+    if "nx_27017" in command:
+        return "store"
+    return "server"
+
+
+def tree_cpu(root: int) -> dict[str, float]:
+    """CPU seconds used so far by ``root`` and its descendants, by role."""
+    table = process_table()
+    members = {root}
+    grown = True
+    while grown:
+        grown = False
+        for pid, (parent, _cpu, _command) in table.items():
+            if parent in members and pid not in members:
+                members.add(pid)
+                grown = True
+    used: dict[str, float] = {}
+    for pid in members & table.keys():
+        _parent, cpu, command = table[pid]
+        used[role(command)] = used.get(role(command), 0.0) + cpu
+    return used
+
+
+@dataclass
+class Send:
+    rate: float
+    target_ms: dict[str, float]
+    storescu_ms: float
+
+    def cpu_text(self) -> str:
+        parts = " + ".join(f"{name} {ms:.1f}" for name, ms in sorted(self.target_ms.items()))
+        total = sum(self.target_ms.values())
+        if len(self.target_ms) > 1:
+            parts = f"{total:.1f} ({parts})"
+        return f"CPU/img: target {parts} ms, storescu {self.storescu_ms:.1f} ms"
+
+
+def measured_send(target: Target, files: list[Path], associations: int) -> Send:
+    """``storescu`` plus the CPU that send cost per image, on both sides."""
+    assert target.pid is not None
+    before, reaped = tree_cpu(target.pid), os.times()
+    rate = storescu(target.port, target.called, files, associations)
+    after, reaped_after = tree_cpu(target.pid), os.times()
+    per_image = {
+        name: 1000 * (used - before.get(name, 0.0)) / len(files) for name, used in after.items()
+    }
+    storescu_s = (reaped_after.children_user + reaped_after.children_system) - (
+        reaped.children_user + reaped.children_system
+    )
+    return Send(rate, per_image, 1000 * storescu_s / len(files))
+
+
 @contextlib.contextmanager
 def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run from the checkout this script is in, so ``-c``/``-m`` import its ``server``."""
     with log.open("wb") as handle:
-        proc = subprocess.Popen(args, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
         try:
             yield proc
         finally:
@@ -165,7 +245,7 @@ def noctis(work: Path, workers: int) -> Iterator[Target]:
     )
     http, dicom = free_port(), free_port()
     args = [*CLI, "serve", "--port", str(http), "--dicom-port", str(dicom)]
-    with process(args, {**env, **{"PYTHONPATH": str(ROOT)}}, work / "noctis.log"):
+    with process(args, {**env, **{"PYTHONPATH": str(ROOT)}}, work / "noctis.log") as proc:
         wait_port(http)
         wait_port(dicom)
         base = f"http://127.0.0.1:{http}"
@@ -176,7 +256,7 @@ def noctis(work: Path, workers: int) -> Iterator[Target]:
         )
         with urllib.request.urlopen(login, timeout=30) as response:  # noqa: S310
             token = json.loads(response.read())["access_token"]
-        yield Target("Noctis", "NOCTIS", dicom, f"{base}/dicom-web", token)
+        yield Target("Noctis", "NOCTIS", dicom, f"{base}/dicom-web", token, proc.pid)
 
 
 @contextlib.contextmanager
@@ -184,9 +264,10 @@ def bare(work: Path) -> Iterator[Target]:
     out = work / "bare"
     out.mkdir()
     port = free_port()
-    with process([sys.executable, "-c", BARE_SCP, str(port), str(out)], ENV, work / "bare.log"):
+    args = [sys.executable, "-c", BARE_SCP, str(port), str(out)]
+    with process(args, ENV, work / "bare.log") as proc:
         wait_port(port)
-        yield Target("bare pynetdicom", "BARE", port)
+        yield Target("bare pynetdicom", "BARE", port, pid=proc.pid)
 
 
 @contextlib.contextmanager
@@ -212,10 +293,11 @@ def orthanc(work: Path) -> Iterator[Target | None]:
     }
     path = work / "orthanc.json"
     path.write_text(json.dumps(config))
-    with process([binary, str(path)], ENV, work / "orthanc.log"):
+    with process([binary, str(path)], ENV, work / "orthanc.log") as proc:
         wait_port(http)
         wait_port(dicom)
-        yield Target("Orthanc", "ORTHANC", dicom, f"http://127.0.0.1:{http}/dicom-web")
+        web = f"http://127.0.0.1:{http}/dicom-web"
+        yield Target("Orthanc", "ORTHANC", dicom, web, pid=proc.pid)
 
 
 FACTORIES = {"bare": bare, "orthanc": orthanc}
@@ -303,15 +385,18 @@ def main() -> None:
                 targets[target.name] = target
                 rates[target.name] = {}
                 for associations in (1, 4):
-                    rate = max(
-                        storescu(target.port, target.called, runs[associations, r], associations)
-                        for r in range(args.repeat)
+                    best = max(
+                        (
+                            measured_send(target, runs[associations, r], associations)
+                            for r in range(args.repeat)
+                        ),
+                        key=lambda send: send.rate,
                     )
-                    rates[target.name][associations] = rate
+                    rates[target.name][associations] = best.rate
                     load = os.getloadavg()[0]
                     print(
-                        f"{target.name:18s} {associations} association(s): {rate:7.1f} img/s"
-                        f"   (load average {load:.2f})",
+                        f"{target.name:18s} {associations} association(s): {best.rate:7.1f} img/s"
+                        f"   {best.cpu_text()}   (load average {load:.2f})",
                         flush=True,
                     )
             print()
