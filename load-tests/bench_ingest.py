@@ -8,8 +8,8 @@ the bare SCP announces an unlimited PDU like Noctis does, so storescu sends 128 
 Each line shows the load average then; on a shared machine ``--repeat N`` keeps each target's
 best of N sends (the same for all targets). Each line also shows the CPU time the send cost per
 image, read from ``/proc``: the target's processes (for Noctis: server, store, gateway workers)
-and storescu's. On 4 associations both machines' cores are busy, so that sum bounds the rate:
-2 cores / (CPU per image).
+and storescu's. When the cores are the limit (4 associations on 2 cores), that sum bounds the
+rate: cores / (CPU per image).
 Then it loads small studies into Noctis and Orthanc and prints the QIDO latency of a wildcard
 study search and of listing the instances of the big series.
 
@@ -177,11 +177,11 @@ class Send:
     storescu_ms: float
 
     def cpu_text(self) -> str:
-        parts = " + ".join(f"{name} {ms:.1f}" for name, ms in sorted(self.target_ms.items()))
-        total = sum(self.target_ms.values())
+        total = f"{sum(self.target_ms.values()):.1f}"
         if len(self.target_ms) > 1:
-            parts = f"{total:.1f} ({parts})"
-        return f"CPU/img: target {parts} ms, storescu {self.storescu_ms:.1f} ms"
+            roles = " + ".join(f"{name} {ms:.1f}" for name, ms in sorted(self.target_ms.items()))
+            total = f"{total} ({roles})"
+        return f"CPU/img: target {total} ms, storescu {self.storescu_ms:.1f} ms"
 
 
 def measured_send(target: Target, files: list[Path], associations: int) -> Send:
