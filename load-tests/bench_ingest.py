@@ -40,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from proc_cpu import process_table  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
 
 from tests.dicom.synthetic import ct_series  # noqa: E402
@@ -122,26 +123,6 @@ class Target:
         with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
             body: bytes = response.read()
             return body
-
-
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
-
-def process_table() -> dict[int, tuple[int, float, str]]:
-    """Every process: parent pid, CPU seconds used so far (user + system), command line."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / TICKS_PER_S
-        table[int(entry.name)] = (int(fields[1]), cpu, command)
-    return table
 
 
 def role(command: str) -> str:

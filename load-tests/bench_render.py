@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from proc_cpu import cpu_seconds  # noqa: E402
 
 from server.eventloop import new_event_loop  # noqa: E402
 from server.render.decode import decode_bytes, decode_known  # noqa: E402
@@ -400,12 +401,6 @@ def run_load(
     if shutil.which("wrk"):
         return wrk_load(base, paths, clients, headers, seconds, work)
     return asyncio.run(load([base + p for p in paths], clients, headers, seconds))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a running process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def client_cpu_seconds() -> float:

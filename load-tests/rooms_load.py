@@ -38,6 +38,8 @@ import socketio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from proc_cpu import cpu_seconds  # noqa: E402
+
 from server.auth.roles import Role  # noqa: E402
 from server.auth.users import Users  # noqa: E402
 from server.store.database import Store  # noqa: E402
@@ -47,7 +49,6 @@ from tests.support.servers import redis_server  # noqa: E402
 PASSWORD = "load test password 0123456789"  # noqa: S105 - throwaway accounts
 SECRET = "load-test-secret-key-0123456789-0123456789-0123456789"  # noqa: S105
 MAX_DURATION_S = 60
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def percentiles(values: list[float]) -> dict[str, float | int]:
@@ -83,8 +84,7 @@ class Proc:
     wall_start: float = 0.0
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
+        return cpu_seconds(self.pid)
 
     def peak_rss_mb(self) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
